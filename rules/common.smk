@@ -1,0 +1,106 @@
+# Helper functions only: config validation, targets, wildcard constraints, code fingerprints.
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from xai_ssl.config import ConfigError, method_registry_name, validate_config
+from xai_ssl.methods import get_method
+from xai_ssl.provenance import code_fingerprint
+
+try:
+    validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
+except ConfigError as exc:
+    raise WorkflowError(f"Invalid configuration: {exc}") from None
+
+RUN = config["run"]
+DATASETS = RUN["datasets"]
+MODELS = RUN["models"]
+METHODS = RUN["methods"]
+METRICS = RUN["metrics"]
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+wildcard_constraints:
+    dataset=_alternatives(config["datasets"]),
+    model=_alternatives(config["models"]),
+    method=_alternatives(config["methods"]),
+    shard=r"\d+",
+
+
+def shards(dataset):
+    """Shard numbers of a dataset."""
+    return list(range(config["datasets"][dataset]["n_shards"]))
+
+
+def dataset_files(wildcards):
+    """Generated files of a synthetic dataset (nothing for user folders)."""
+    if config["datasets"][wildcards.dataset]["source"] == "synthetic_two4two":
+        return {"files": f"results/data/{wildcards.dataset}/files"}
+    return {}
+
+
+def dataset_root(wildcards):
+    """Folder the index is built from."""
+    ds = config["datasets"][wildcards.dataset]
+    if ds["source"] == "synthetic_two4two":
+        return f"results/data/{wildcards.dataset}/files"
+    return str(Path(ds["path"]).resolve())
+
+
+def train_index(wildcards):
+    """Index of the dataset a model is trained on."""
+    return f"results/data/{config['models'][wildcards.model]['train_dataset']}/index.csv"
+
+
+def method_name(wildcards):
+    """Registry name of the configured method."""
+    return method_registry_name(config, wildcards.method)
+
+
+def method_code(wildcards):
+    """Fingerprint of the code a method's attributions depend on (its own module, not the others)."""
+    source = get_method(method_registry_name(config, wildcards.method)).fn.__module__
+    return code_fingerprint(source.removeprefix("xai_ssl."), "methods.base", "attribution", "models", "pairs", "augment", "steps")
+
+
+def metric_params(wildcards):
+    """Parameters of every metric that is run."""
+    return {m: config["metrics"][m]["params"] for m in METRICS}
+
+
+def method_shard_files(pattern):
+    """Input function: ``pattern`` expanded over all methods and shards of a (dataset, model)."""
+
+    def inputs(wildcards):
+        return [
+            pattern.format(dataset=wildcards.dataset, model=wildcards.model, method=m, shard=s)
+            for m in METHODS
+            for s in shards(wildcards.dataset)
+        ]
+
+    return inputs
+
+
+def shard_methods(wildcards):
+    """The method name of every file listed by :func:`method_shard_files`."""
+    return [m for m in METHODS for _ in shards(wildcards.dataset)]
+
+
+def final_targets():
+    """Tables, figures and model artefacts of the whole grid."""
+    out = []
+    for d in DATASETS:
+        for m in MODELS:
+            out += [
+                f"results/tables/{d}/{m}/scores.md",
+                f"results/tables/{d}/{m}/scores.csv",
+                f"results/figures/{d}/{m}/attribution_grid.png",
+                f"results/figures/{d}/{m}/insertion_deletion_curves.png",
+                f"results/figures/{d}/{m}/metric_bars.png",
+            ]
+    out += [f"results/models/{m}/training_loss.png" for m in MODELS]
+    return out

@@ -1,0 +1,59 @@
+# Data: generate or index a dataset, then store the explained pairs once per dataset.
+
+
+rule generate_synthetic_dataset:
+    output:
+        files=directory("results/data/{dataset}/files"),
+    params:
+        generate=lookup(dpath="datasets/{dataset}/generate", within=config),
+        seed=config["seed"],
+        progress=config["progress"],
+        code=code_fingerprint("data"),
+    log:
+        "logs/generate_synthetic_dataset/{dataset}.log",
+    benchmark:
+        "benchmarks/generate_synthetic_dataset/{dataset}.tsv"
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/generate_synthetic_dataset.py"
+
+
+rule index_dataset:
+    input:
+        unpack(dataset_files),
+    output:
+        index="results/data/{dataset}/index.csv",
+    params:
+        source=lookup(dpath="datasets/{dataset}/source", within=config),
+        root=dataset_root,
+        code=code_fingerprint("data", "steps"),
+    log:
+        "logs/index_dataset/{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/index_dataset.py"
+
+
+rule make_pairs:
+    input:
+        index="results/data/{dataset}/index.csv",
+    output:
+        pairs=ensure("results/pairs/{dataset}.h5", non_empty=True),
+    params:
+        split=lookup(dpath="datasets/{dataset}/split", within=config),
+        n_images=lookup(dpath="datasets/{dataset}/n_images", within=config),
+        image_size=lookup(dpath="datasets/{dataset}/image_size", within=config),
+        seed=config["seed"],
+        progress=config["progress"],
+        code=code_fingerprint("pairs", "augment", "data", "steps"),
+    log:
+        "logs/make_pairs/{dataset}.log",
+    benchmark:
+        "benchmarks/make_pairs/{dataset}.tsv"
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/make_pairs.py"

@@ -1,0 +1,55 @@
+# Evaluation: per-image metric values and curves per shard, then tables per dataset x model.
+
+
+rule compute_metrics:
+    input:
+        pairs="results/pairs/{dataset}.h5",
+        model="results/models/{model}/encoder.pt",
+        maps="results/attributions/{dataset}/{model}/{method}/shard-{shard}.h5",
+    output:
+        scores=ensure("results/metrics/{dataset}/{model}/{method}/shard-{shard}.csv", non_empty=True),
+        curves=ensure("results/metrics/{dataset}/{model}/{method}/shard-{shard}.curves.h5", non_empty=True),
+    params:
+        metrics=metric_params,
+        device=config["device"],
+        batch_size=config["batch_size"],
+        progress=config["progress"],
+        code=code_fingerprint("metrics", "evaluation", "models", "pairs", "steps"),
+    log:
+        "logs/compute_metrics/{dataset}/{model}/{method}/shard-{shard}.log",
+    benchmark:
+        "benchmarks/compute_metrics/{dataset}/{model}/{method}/shard-{shard}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/compute_metrics.py"
+
+
+rule aggregate_tables:
+    input:
+        scores=method_shard_files("results/metrics/{dataset}/{model}/{method}/shard-{shard}.csv"),
+    output:
+        csv=report(
+            "results/tables/{dataset}/{model}/scores.csv",
+            caption="../workflow/report/scores.rst",
+            category="Tables",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "table": "mean scores"},
+        ),
+        md="results/tables/{dataset}/{model}/scores.md",
+        long="results/tables/{dataset}/{model}/per_image.csv",
+    params:
+        methods=shard_methods,
+        metrics=METRICS,
+        title="{dataset} / {model}",
+        code=code_fingerprint("tables", "steps"),
+    log:
+        "logs/aggregate_tables/{dataset}/{model}.log",
+    localrule: True
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/aggregate_tables.py"

@@ -1,0 +1,87 @@
+"""The method signature and registry: one module per method, found by its config name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from xai_ssl.models.encoder import Encoder
+
+
+@dataclass
+class MethodContext:
+    """What a method needs besides the model and images: device, batch size, per-image seeds."""
+
+    device: torch.device
+    batch_size: int = 32
+    seeds: list[int] = field(default_factory=list)  # one per image of the batch
+    progress: bool = False
+
+
+class MethodFn(Protocol):
+    """Explain cos(f(x1), f(x2)) for a batch of pairs [B, 3, H, W] in [0, 1]; return (map1, map2) [B, h, w]."""
+
+    def __call__(
+        self, encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its function, the pair family it explains and its parameter defaults."""
+
+    name: str
+    fn: MethodFn
+    pair_family: str
+    defaults: dict[str, Any]
+    n_maps: int = 2
+    cost: str = ""
+
+    def resolve_params(self, params: dict[str, Any] | None, image_size: int) -> dict[str, Any]:
+        """Defaults overridden by ``params``; unknown keys are refused."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise KeyError(f"method {self.name!r}: unknown parameter(s) {unknown}; accepted: {sorted(self.defaults)}")
+        merged = {**self.defaults, **params}
+        scaler = SCALERS.get(self.name)
+        return scaler(merged, image_size) if scaler else merged
+
+
+METHOD_REGISTRY: dict[str, MethodSpec] = {}
+SCALERS: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {}
+
+
+def register_method(
+    name: str, pair_family: str, defaults: dict[str, Any] | None = None, n_maps: int = 2, cost: str = ""
+) -> Callable[[MethodFn], MethodFn]:
+    """Decorator: add a method function to the registry under ``name``."""
+
+    def wrap(fn: MethodFn) -> MethodFn:
+        if name in METHOD_REGISTRY:
+            raise ValueError(f"method {name!r} registered twice")
+        METHOD_REGISTRY[name] = MethodSpec(name, fn, pair_family, dict(defaults or {}), n_maps, cost)
+        return fn
+
+    return wrap
+
+
+def get_method(name: str) -> MethodSpec:
+    """Look a method up by its registry name; the error lists the accepted names."""
+    if name not in METHOD_REGISTRY:
+        raise KeyError(f"unknown method {name!r}; accepted: {sorted(METHOD_REGISTRY)}")
+    return METHOD_REGISTRY[name]
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity of [B, D] embeddings (eps 1e-8, as torch.nn.CosineSimilarity)."""
+    return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-8)
+
+
+def embed_batched(encoder: Encoder, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Embeddings [N, D] of images [N, 3, H, W], ``batch_size`` at a time, without gradients."""
+    with torch.inference_mode():
+        return torch.cat([encoder(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])

@@ -1,0 +1,124 @@
+"""Figures: attribution grid, insertion/deletion curves, metric bars, training loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+CURVE_PANELS = (("SI", "simultaneous insertion ↑"), ("SD", "simultaneous deletion ↓"), ("CI", "conditional insertion ↑"), ("CD", "conditional deletion ↓"))
+
+
+def _image(x: torch.Tensor) -> np.ndarray:
+    return x.permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def _normalised_map(m: torch.Tensor, size: int) -> np.ndarray:
+    """Bilinear resize to the image size and min-max to [0, 1] (display only)."""
+    up = F.interpolate(m[None, None].float(), size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+    lo, hi = up.min(), up.max()
+    return ((up - lo) / (hi - lo) if hi > lo else torch.zeros_like(up)).numpy()
+
+
+def attribution_grid(
+    views: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    method_views: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    method_maps: dict[str, tuple[torch.Tensor, torch.Tensor | None]],
+    image_ids: Sequence[str],
+    path: Path,
+) -> None:
+    """Rows = images; columns = view 1, view 2, then each method's maps over its own pair."""
+    n = len(image_ids)
+    names = list(method_maps)
+    ncols = 2 + 2 * len(names)
+    fig, axes = plt.subplots(n, ncols, figsize=(1.6 * ncols, 1.7 * n + 0.4), squeeze=False)
+    for r in range(n):
+        x1, x2 = views[r]
+        size = x1.shape[-1]
+        axes[r, 0].imshow(_image(x1))
+        axes[r, 1].imshow(_image(x2))
+        axes[r, 0].set_ylabel(image_ids[r][:12], fontsize=7)
+        for j, name in enumerate(names):
+            a, b = method_views[name]
+            m1, m2 = method_maps[name]
+            for k, (img, m) in enumerate(((a[r], m1[r]), (b[r], None if m2 is None else m2[r]))):
+                ax = axes[r, 2 + 2 * j + k]
+                ax.imshow(_image(img))
+                if m is not None:
+                    ax.imshow(_normalised_map(m, size), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+    titles = ["view 1", "view 2"] + [f"{n_}\n{v}" for n_ in names for v in ("view 1", "view 2")]
+    for c, t in enumerate(titles):
+        axes[0, c].set_title(t, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def curves_figure(curves: dict[str, dict[str, np.ndarray]], path: Path, title: str = "") -> None:
+    """Mean insertion/deletion curves per method; ``curves[method][name]`` is [N, T+1]."""
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), sharey=True)
+    palette = sns.color_palette("tab10", n_colors=max(len(curves), 1))
+    for ax, (name, label) in zip(axes, CURVE_PANELS):
+        for color, (method, c) in zip(palette, curves.items()):
+            keys = (f"{name}_1", f"{name}_2") if name in ("CI", "CD") else (name,)  # both conditional directions
+            parts = [c[k] for k in keys if k in c]
+            if not parts:
+                continue
+            mean = np.concatenate(parts).mean(0)
+            ax.plot(np.linspace(0, 1, len(mean)), mean, color=color, label=method)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("fraction of pixels")
+    axes[0].set_ylabel("cosine similarity")
+    axes[-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def metric_bars(per_image: pd.DataFrame, directions: dict[str, str], path: Path, title: str = "") -> None:
+    """Bar per method and metric with 95% bootstrap confidence intervals over images."""
+    cols = [c for c in directions if c in per_image.columns and per_image[c].notna().any()]
+    long = per_image.melt(id_vars=["method"], value_vars=cols, var_name="metric", value_name="value").dropna()
+    long["metric"] = long["metric"].map(lambda c: f"{c}{directions[c]}")
+    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(cols), 3.6))
+    sns.barplot(data=long, x="metric", y="value", hue="method", errorbar=("ci", 95), seed=0, ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("mean over images (95% CI)")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def loss_curve(history: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Training loss per epoch."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(history["epoch"], history["loss"], marker="o")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("NT-Xent loss")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,222 @@
+"""One function per workflow step; the Snakemake scripts only unpack ``snakemake.*`` and call these."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from xai_ssl.attribution import compute_attributions, load_attributions, save_attributions
+from xai_ssl.data.image_folder import read_image_folder
+from xai_ssl.data.index import read_index, select_records, write_index
+from xai_ssl.data.io import load_rgb
+from xai_ssl.data.records import ImageRecord
+from xai_ssl.data.synthetic_two4two import generate_two4two
+from xai_ssl.data.two4two import read_two4two_split
+from xai_ssl.device import resolve_device
+from xai_ssl.evaluation import save_scores, score_attributions
+from xai_ssl.methods import get_method
+from xai_ssl.metrics import METRIC_REGISTRY, get_metric
+from xai_ssl.models.registry import build_architecture, load_encoder, save_encoder
+from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
+from xai_ssl.pairs import count_pairs, read_pairs, shard_range, write_pairs
+from xai_ssl.plots import attribution_grid, curves_figure, loss_curve, metric_bars
+from xai_ssl.provenance import config_hash, environment
+from xai_ssl.tables import read_per_image, summary_table, write_tables
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def generate_dataset(out_dir: Path, generate: dict[str, int], seed: int, progress: bool = True) -> None:
+    """Write a synthetic Two4Two-format dataset (train/validation/test) into ``out_dir``."""
+    sizes = {s: int(generate[s]) for s in SPLITS if int(generate.get(s, 0)) > 0}
+    t0 = time.perf_counter()
+    generate_two4two(Path(out_dir), sizes, seed=seed, resolution=int(generate.get("resolution", 128)), progress=progress)
+    log.info("generated %s in %.1f s", sizes, time.perf_counter() - t0)
+
+
+def index_dataset(source: str, root: Path, out_csv: Path) -> list[ImageRecord]:
+    """List a dataset's images (all splits) into the index CSV."""
+    root = Path(root)
+    if source in ("synthetic_two4two", "two4two"):
+        splits = sorted(p for p in root.iterdir() if (p / "parameters.jsonl").is_file()) if root.is_dir() else []
+        if not splits:
+            raise FileNotFoundError(f"{root}: no Two4Two split folders (with parameters.jsonl) found")
+        records = [r for split in splits for r in read_two4two_split(split, split.name)]
+    elif source == "image_folder":
+        records = read_image_folder(root)
+    else:
+        raise ValueError(f"unknown dataset source {source!r}")
+    write_index(records, Path(out_csv))
+    log.info("indexed %d images from %s", len(records), root)
+    return records
+
+
+def make_pairs(index_csv: Path, out_h5: Path, split: str | None, n_images: int | None, image_size: int, seed: int, progress: bool = True) -> None:
+    """Select the explained images and store their views."""
+    records = select_records(read_index(Path(index_csv)), split, n_images)
+    if not records:
+        raise ValueError(f"{index_csv}: no images in split {split!r}")
+    write_pairs(records, Path(out_h5), image_size, seed, progress, attrs={"split": split, "index": str(index_csv)})
+    log.info("stored views of %d images (%d px)", len(records), image_size)
+
+
+def load_training_images(records: Sequence[ImageRecord], size: int) -> torch.Tensor:
+    """Training images resized to [N, 3, size, size]."""
+    return torch.stack([TF.resize(load_rgb(r.path), [size, size], antialias=True) for r in records])
+
+
+def train_model(
+    index_csv: Path, model_cfg: dict[str, Any], seed: int, device_name: str, out_ckpt: Path, out_history: Path, out_figure: Path, progress: bool = True
+) -> None:
+    """Train an encoder with SimCLR on the configured split; save checkpoint, loss table and loss figure."""
+    device = resolve_device(device_name)
+    records = select_records(read_index(Path(index_csv)), model_cfg.get("train_split"), None)
+    images = load_training_images(records, int(model_cfg["image_size"]))  # [N, 3, S, S]
+    encoder = build_architecture(model_cfg["arch"], **model_cfg.get("arch_params", {}))
+    tr = dict(model_cfg.get("training", {}))
+    if "crop_scale" in tr:
+        tr["crop_scale"] = tuple(tr["crop_scale"])
+    params = SimCLRParams(**tr)
+    log.info("training %s on %d images (%s) on %s with %s", model_cfg["arch"], len(records), model_cfg.get("train_split"), device, params)
+    t0 = time.perf_counter()
+    history = train_simclr(encoder, images, params, seed, device, progress)
+    wall = time.perf_counter() - t0
+    save_encoder(encoder, Path(out_ckpt), model_cfg["arch"], model_cfg.get("arch_params", {}),
+                 extra={"history": history, "seed": seed, "wall_time_s": wall, "config_hash": config_hash(model_cfg), **environment(device)})
+    df = pd.DataFrame(history)
+    df.to_csv(out_history, index=False)
+    loss_curve(df, Path(out_figure), title=f"SimCLR training ({len(records)} images, {wall:.0f} s)")
+    log.info("trained in %.1f s; final loss %.4f", wall, history[-1]["loss"])
+
+
+def attribute(
+    pairs_h5: Path,
+    model_ckpt: Path,
+    out_h5: Path,
+    method_key: str,
+    registry_name: str,
+    params: dict[str, Any],
+    seed: int,
+    device_name: str,
+    batch_size: int,
+    shard: int,
+    n_shards: int,
+    provenance: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> None:
+    """Compute one method's maps for one shard of a dataset and store them (HDF5)."""
+    device = resolve_device(device_name)
+    spec = get_method(registry_name)
+    encoder = load_encoder(Path(model_ckpt), device)
+    pairs = read_pairs(Path(pairs_h5), shard_range(count_pairs(Path(pairs_h5)), shard, n_shards))
+    resolved = spec.resolve_params(params, pairs.x1.shape[-1])
+    t0 = time.perf_counter()
+    map1, map2 = compute_attributions(encoder, pairs, spec, resolved, seed, device, batch_size, method_key, progress)
+    wall = time.perf_counter() - t0
+    attrs = {
+        "method": method_key,
+        "registry_method": registry_name,
+        "pair_family": spec.pair_family,
+        "params": resolved,
+        "seed": seed,
+        "shard": shard,
+        "n_shards": n_shards,
+        "wall_time_s": wall,
+        "batch_size": batch_size,
+        **environment(device),
+        **(provenance or {}),
+    }
+    save_attributions(Path(out_h5), pairs.image_ids, pairs.indices, map1, map2, attrs)
+    log.info("%s: %d images in %.2f s (%.3f s/image); map shape %s", method_key, len(pairs.image_ids), wall, wall / max(1, len(pairs.image_ids)), tuple(map1.shape[1:]))
+
+
+def evaluate(
+    pairs_h5: Path,
+    model_ckpt: Path,
+    attributions_h5: Path,
+    metrics: dict[str, dict[str, Any]],
+    device_name: str,
+    batch_size: int,
+    out_csv: Path,
+    out_curves: Path,
+    provenance: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> None:
+    """Score one shard of maps with the configured metrics; per-image CSV and curves HDF5."""
+    device = resolve_device(device_name)
+    encoder = load_encoder(Path(model_ckpt), device)
+    attributions = load_attributions(Path(attributions_h5))
+    pairs = read_pairs(Path(pairs_h5), attributions.indices)
+    size = pairs.x1.shape[-1]
+    specs = [(get_metric(name), get_metric(name).resolve_params(p, size)) for name, p in metrics.items()]
+    t0 = time.perf_counter()
+    table, curves = score_attributions(encoder, pairs, attributions, str(attributions.attrs["pair_family"]), specs, device, batch_size, progress)
+    wall = time.perf_counter() - t0
+    attrs = {"metrics": {s.name: p for s, p in specs}, "method": str(attributions.attrs["method"]), "wall_time_s": wall, **environment(device), **(provenance or {})}
+    save_scores(table, curves, Path(out_csv), Path(out_curves), attrs)
+    log.info("scored %d images in %.2f s", len(table), wall)
+
+
+def metric_directions(metric_names: Sequence[str]) -> dict[str, str]:
+    """Reported columns and their arrows, in registry order of the given metrics."""
+    out: dict[str, str] = {}
+    for name in metric_names:
+        out.update(METRIC_REGISTRY[name].directions)
+    return out
+
+
+def aggregate(score_csvs: Sequence[Path], methods: Sequence[str], metric_names: Sequence[str], out_csv: Path, out_md: Path, out_long: Path, title: str) -> pd.DataFrame:
+    """Merge per-image scores of all methods (and shards) into the summary table and a long CSV."""
+    per_image = read_per_image([Path(p) for p in score_csvs], list(methods))
+    directions = metric_directions(metric_names)
+    order = list(dict.fromkeys(methods))
+    table = summary_table(per_image, directions, order)
+    write_tables(table, per_image, directions, Path(out_csv), Path(out_md), Path(out_long), title)
+    return table
+
+
+def grid_figure(pairs_h5: Path, attribution_files: dict[str, Sequence[Path]], n_images: int, out_png: Path) -> None:
+    """Attribution grid of the first ``n_images`` images for every method (files = that method's shards)."""
+    pairs = read_pairs(Path(pairs_h5))
+    n = min(n_images, len(pairs.image_ids))
+    maps, views = {}, {}
+    for method, files in attribution_files.items():
+        parts = [load_attributions(Path(p)) for p in files]
+        m1 = torch.cat([p.map1 for p in parts])[:n]
+        m2 = torch.cat([p.map2 for p in parts])[:n] if parts[0].map2 is not None else None
+        maps[method] = (m1, m2)
+        a, b = pairs.pair(str(parts[0].attrs["pair_family"]))
+        views[method] = (a[:n], b[:n])
+    attribution_grid([(pairs.x1[i], pairs.x2[i]) for i in range(n)], views, maps, pairs.image_ids[:n], Path(out_png))
+
+
+def curves_plot(curve_files: dict[str, Sequence[Path]], out_png: Path, title: str) -> None:
+    """Mean insertion/deletion curves per method (files = that method's shards)."""
+    import h5py
+    import numpy as np
+
+    curves: dict[str, dict[str, Any]] = {}
+    for method, files in curve_files.items():
+        merged: dict[str, list] = {}
+        for path in files:
+            with h5py.File(path, "r") as f:
+                for k in f:
+                    if k != "image_id":
+                        merged.setdefault(k, []).append(f[k][()])
+        curves[method] = {k: np.concatenate(v) for k, v in merged.items()}
+    curves_figure(curves, Path(out_png), title)
+
+
+def bars_plot(per_image_csv: Path, metric_names: Sequence[str], out_png: Path, title: str) -> None:
+    """Bar chart of every metric per method with bootstrap confidence intervals."""
+    per_image = pd.read_csv(per_image_csv, na_values=["NA"], keep_default_na=False)
+    metric_bars(per_image, metric_directions(metric_names), Path(out_png), title)
