@@ -46,6 +46,7 @@ rule make_pairs:
         split=lookup(dpath="datasets/{dataset}/split", within=config),
         n_images=lookup(dpath="datasets/{dataset}/n_images", within=config),
         image_size=lookup(dpath="datasets/{dataset}/image_size", within=config),
+        crop_scale=lookup(dpath="datasets/{dataset}/view_crop_scale", within=config),
         seed=config["seed"],
         progress=config["progress"],
         code=code_fingerprint("pairs", "augment", "data", "steps"),

@@ -32,10 +32,12 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def make_views(img: torch.Tensor, size: int, seed: int, image_id: str) -> dict[str, torch.Tensor]:
+def make_views(
+    img: torch.Tensor, size: int, seed: int, image_id: str, crop_scale: tuple[float, float] = (0.08, 1.0)
+) -> dict[str, torch.Tensor]:
     """Views x1, x2, xt (uint8 [3, size, size]) of one image, seeded by (seed, image_id)."""
     x1 = to_uint8(center_view(img, size))
-    x2 = to_uint8(simclr_augment(img, size, generator(seed, image_id, "view-aug")))
+    x2 = to_uint8(simclr_augment(img, size, generator(seed, image_id, "view-aug"), scale=crop_scale))
     xt = to_uint8(photometric_augment(x1.float() / 255, generator(seed, image_id, "view-photometric")))
     return {"x1": x1, "x2": x2, "xt": xt}
 
@@ -47,7 +49,15 @@ def center_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return TF.center_crop(m, [size, size])[0].numpy()
 
 
-def write_pairs(records: Sequence[ImageRecord], path: Path, size: int, seed: int, progress: bool = True, attrs: dict | None = None) -> None:
+def write_pairs(
+    records: Sequence[ImageRecord],
+    path: Path,
+    size: int,
+    seed: int,
+    progress: bool = True,
+    attrs: dict | None = None,
+    crop_scale: tuple[float, float] = (0.08, 1.0),
+) -> None:
     """Make and store the views of every record in ``path`` (atomic HDF5)."""
     if not records:
         raise ValueError("write_pairs: no images to make pairs from")
@@ -58,12 +68,12 @@ def write_pairs(records: Sequence[ImageRecord], path: Path, size: int, seed: int
         dsets = {k: f.create_dataset(k, (n, 3, size, size), dtype="uint8", chunks=(1, 3, size, size)) for k in ("x1", "x2", "xt")}
         masks = f.create_dataset("mask1", (n, size, size), dtype="uint8") if with_masks else None
         for i, rec in enumerate(tqdm(records, desc="pairs", unit="img", disable=not progress)):
-            views = make_views(load_rgb(rec.path), size, seed, rec.image_id)
+            views = make_views(load_rgb(rec.path), size, seed, rec.image_id, crop_scale)
             for k, d in dsets.items():
                 d[i] = views[k].numpy()
             if masks is not None:
                 masks[i] = center_mask(load_mask(rec.mask_path), size)
-        set_attrs(f, {"seed": seed, "image_size": size, "n_images": n, **(attrs or {})})
+        set_attrs(f, {"seed": seed, "image_size": size, "n_images": n, "crop_scale": list(crop_scale), **(attrs or {})})
 
 
 @dataclass

@@ -27,7 +27,7 @@ from xai_ssl.models.registry import build_architecture, load_encoder, save_encod
 from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
 from xai_ssl.pairs import count_pairs, read_pairs, shard_range, write_pairs
 from xai_ssl.plots import attribution_grid, curves_figure, loss_curve, metric_bars
-from xai_ssl.provenance import config_hash, environment
+from xai_ssl.provenance import code_fingerprint, config_hash, environment
 from xai_ssl.tables import read_per_image, summary_table, write_tables
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,21 @@ def index_dataset(source: str, root: Path, out_csv: Path) -> list[ImageRecord]:
     return records
 
 
-def make_pairs(index_csv: Path, out_h5: Path, split: str | None, n_images: int | None, image_size: int, seed: int, progress: bool = True) -> None:
+def make_pairs(
+    index_csv: Path,
+    out_h5: Path,
+    split: str | None,
+    n_images: int | None,
+    image_size: int,
+    seed: int,
+    crop_scale: Sequence[float] = (0.08, 1.0),
+    progress: bool = True,
+) -> None:
     """Select the explained images and store their views."""
     records = select_records(read_index(Path(index_csv)), split, n_images)
     if not records:
         raise ValueError(f"{index_csv}: no images in split {split!r}")
-    write_pairs(records, Path(out_h5), image_size, seed, progress, attrs={"split": split, "index": str(index_csv)})
+    write_pairs(records, Path(out_h5), image_size, seed, progress, {"split": split, "index": str(index_csv)}, tuple(crop_scale))
     log.info("stored views of %d images (%d px)", len(records), image_size)
 
 
@@ -132,6 +141,8 @@ def attribute(
         "n_shards": n_shards,
         "wall_time_s": wall,
         "batch_size": batch_size,
+        "code_version": code_fingerprint("."),
+        "params_hash": config_hash(resolved),
         **environment(device),
         **(provenance or {}),
     }
@@ -161,7 +172,14 @@ def evaluate(
     t0 = time.perf_counter()
     table, curves = score_attributions(encoder, pairs, attributions, str(attributions.attrs["pair_family"]), specs, device, batch_size, progress)
     wall = time.perf_counter() - t0
-    attrs = {"metrics": {s.name: p for s, p in specs}, "method": str(attributions.attrs["method"]), "wall_time_s": wall, **environment(device), **(provenance or {})}
+    attrs = {
+        "metrics": {s.name: p for s, p in specs},
+        "method": str(attributions.attrs["method"]),
+        "wall_time_s": wall,
+        "code_version": code_fingerprint("."),
+        **environment(device),
+        **(provenance or {}),
+    }
     save_scores(table, curves, Path(out_csv), Path(out_curves), attrs)
     log.info("scored %d images in %.2f s", len(table), wall)
 

@@ -48,8 +48,11 @@ def to_markdown(table: pd.DataFrame, directions: dict[str, str], title: str | No
 
 def write_tables(table: pd.DataFrame, per_image: pd.DataFrame, directions: dict[str, str], csv: Path, md: Path, long_csv: Path, title: str) -> None:
     """Write the summary as CSV and Markdown, and all per-image values as one long CSV."""
-    for p in (csv, md, long_csv):
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv, na_rep="NA", float_format="%.6f")
-    Path(md).write_text(to_markdown(table, directions, title), encoding="utf-8")
-    per_image.to_csv(long_csv, index=False, na_rep="NA", float_format="%.6f")
+    tmps = [Path(p).with_name(Path(p).name + ".tmp") for p in (csv, md, long_csv)]
+    for t in tmps:
+        t.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(tmps[0], na_rep="NA", float_format="%.6f")
+    tmps[1].write_text(to_markdown(table, directions, title), encoding="utf-8")
+    per_image.to_csv(tmps[2], index=False, na_rep="NA", float_format="%.6f")
+    for t, p in zip(tmps, (csv, md, long_csv)):
+        t.replace(p)  # all three written before any is renamed into place

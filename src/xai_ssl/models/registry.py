@@ -58,8 +58,11 @@ def load_encoder(path: Path, device: torch.device | str = "cpu") -> Encoder:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: expected format {CHECKPOINT_FORMAT!r}, got {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}")
-    encoder = build_architecture(payload["arch"], **payload["arch_params"])
-    result = encoder.load_state_dict(payload["state_dict"], strict=False)
+    try:
+        encoder = build_architecture(payload["arch"], **payload["arch_params"])
+        result = encoder.load_state_dict(payload["state_dict"], strict=False)
+    except (KeyError, TypeError, RuntimeError) as exc:  # unknown arch/params, or a tensor of the wrong shape
+        raise CheckpointError(f"{path} (format {CHECKPOINT_FORMAT}): does not match its architecture ({exc})") from exc
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
             f"{path} (format {CHECKPOINT_FORMAT}, arch {payload['arch']}): missing keys {result.missing_keys[:5]}, "
