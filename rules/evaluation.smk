@@ -1,4 +1,5 @@
 # Evaluation: per-image metric values and curves per shard, then tables per dataset x model.
+# Metrics: SI/SD/CI/CD, SAD/SIC/CAD/CID, MS (+ median), RAND (parameter randomisation sanity check).
 
 
 rule compute_metrics:
@@ -14,7 +15,8 @@ rule compute_metrics:
         device=config["device"],
         batch_size=config["batch_size"],
         progress=config["progress"],
-        code=code_fingerprint("metrics", "evaluation", "models", "pairs", "steps"),
+        # metrics such as max-sensitivity re-run the method: its code is part of the fingerprint
+        code=lambda wildcards: code_fingerprint("metrics", "evaluation", "models", "pairs", "steps") + method_code(wildcards),
     log:
         "logs/compute_metrics/{dataset}/{model}/{method}/shard-{shard}.log",
     benchmark:

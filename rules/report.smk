@@ -1,4 +1,4 @@
-# Figures for the report: attribution grid, insertion/deletion curves, metric bars.
+# Figures for the report: attribution grid, insertion/deletion curves, metric bars (combined and per metric).
 
 
 rule plot_attribution_grid:
@@ -60,6 +60,13 @@ rule plot_metric_bars:
             category="Faithfulness",
             subcategory="{dataset}",
             labels={"model": "{model}", "figure": "metric bars"},
+        ),
+        panels=report(
+            "results/figures/{dataset}/{model}/metric_panels.png",
+            caption="../workflow/report/metric_panels.rst",
+            category="Faithfulness",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "figure": "metric panels"},
         ),
     params:
         metrics=METRICS,

@@ -26,3 +26,16 @@ def imagenet_sample() -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Run the whole workflow once on the tiny config (2 shards) locally: (work dir, code copy)."""
+    from workflow_runner import TINY_CONFIG, copy_code, snakemake, write_config
+
+    root = tmp_path_factory.mktemp("workflow")
+    code = copy_code(root / "code")
+    work = root / "work"
+    write_config(work, TINY_CONFIG)
+    snakemake(work, code)
+    return work, code

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -15,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from workflow_runner import TINY_CONFIG, planned_jobs, snakemake
 
 from xai_ssl.attribution import load_attributions
 from xai_ssl.methods import MethodContext, get_method
@@ -22,84 +18,13 @@ from xai_ssl.metrics import get_metric
 from xai_ssl.models.registry import load_encoder
 from xai_ssl.pairs import read_pairs
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
 
-TINY_CONFIG = {
-    "seed": 3,
-    "device": "cpu",
-    "batch_size": 16,
-    "progress": False,
-    "datasets": {
-        "tiny": {
-            "source": "synthetic_two4two",
-            "generate": {"train": 48, "validation": 0, "test": 6, "resolution": 64},
-            "split": "test",
-            "n_images": 5,
-            "image_size": 32,
-            "view_crop_scale": [0.3, 1.0],
-            "n_shards": 2,
-        }
-    },
-    "models": {
-        "tiny_simclr": {
-            "source": "simclr_trained",
-            "arch": "small_resnet",
-            "arch_params": {"width": 4, "embedding_dim": 16, "hidden_dim": 32},
-            "train_dataset": "tiny",
-            "image_size": 32,
-            "training": {"epochs": 2, "batch_size": 16},
-        }
-    },
-    "methods": {
-        "conditional_occlusion": {"params": {"window": 8, "stride": 4}},
-        "gradcam": {},
-        "input_x_gradient": {},
-    },
-    "metrics": {"insertion_deletion": {"params": {"pixels_per_step": 48, "blur_kernel": 5, "blur_sigma": 2.0}}},
-    "run": {
-        "datasets": ["tiny"],
-        "models": ["tiny_simclr"],
-        "methods": ["conditional_occlusion", "gradcam", "input_x_gradient"],
-        "metrics": ["insertion_deletion"],
-    },
-    "report": {"n_grid_images": 3},
-}
 
-
-def snakemake(workdir: Path, code: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake on the copied workflow ``code`` in ``workdir`` (a subprocess, as users do)."""
-    env = {**os.environ, "PYTHONPATH": str(code / "src"), "MPLBACKEND": "Agg"}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts per rule from a dry run's 'Job stats' table."""
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:")[1].split("Reasons:")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Copy the workflow code, write the tiny config, run the whole DAG once."""
-    root = tmp_path_factory.mktemp("workflow")
-    code = root / "code"
-    code.mkdir()
-    for item in ("Snakefile", "rules", "workflow", "profiles", "config", "envs", "src"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, code / item, **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
-    work = root / "work"
-    (work / "config").mkdir(parents=True)
-    (work / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
-    snakemake(work, code)
-    return work, code
+@pytest.fixture
+def run(tiny_run: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The session's local run of the tiny config: (work dir, code copy)."""
+    return tiny_run
 
 
 def test_outputs_exist(run: tuple[Path, Path]) -> None:

@@ -1,4 +1,4 @@
-"""Figures: attribution grid, insertion/deletion curves, metric bars, training loss."""
+"""Figures: attribution grid, insertion/deletion curves, metric bars (combined and one panel per metric), training loss."""
 
 from __future__ import annotations
 
@@ -99,6 +99,42 @@ def metric_bars(per_image: pd.DataFrame, directions: dict[str, str], path: Path,
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def metric_panels(per_image: pd.DataFrame, directions: dict[str, str], path: Path, title: str = "", ncols: int = 5) -> None:
+    """One panel per metric (own y-axis): bar per method with a 95 % bootstrap confidence interval over images.
+
+    Methods keep their order in ``per_image`` (config order) and their colour in every panel; a
+    method without values for a metric (NA) has no bar there, and the panel says so.
+    """
+    cols = [c for c in directions if c in per_image.columns and per_image[c].notna().any()]
+    methods = list(dict.fromkeys(per_image["method"]))
+    palette = dict(zip(methods, sns.color_palette("tab10", n_colors=max(len(methods), 1))))
+    n = max(len(cols), 1)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.5 + 2.3 * ncols, 0.6 + 2.6 * nrows), squeeze=False)
+    for ax, c in zip(axes.flat, cols):
+        data = per_image[["method", c]].dropna()
+        sns.barplot(
+            data=data, x="method", y=c, hue="method", order=methods, hue_order=methods, palette=palette,
+            errorbar=("ci", 95), seed=0, ax=ax, legend=False,
+        )
+        missing = [m for m in methods if m not in set(data["method"])]
+        ax.set_title(f"{c}{directions[c]}" + (f"\n(NA: {', '.join(missing)})" if missing else ""), fontsize=8)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=6)
+        ax.tick_params(axis="y", labelsize=7)
+        for lab in ax.get_xticklabels():
+            lab.set_horizontalalignment("right")
+    for ax in list(axes.flat)[len(cols) :]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("mean over images (95% CI)", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 

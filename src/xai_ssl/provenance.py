@@ -17,10 +17,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def code_fingerprint(*modules: str) -> str:
-    """Hash the source of the given ``xai_ssl`` modules/subpackages (relative names, e.g. ``"methods"``)."""
+    """Hash the source of the given ``xai_ssl`` modules/subpackages (e.g. ``"methods"``, ``"methods.base"``; ``"."`` = all)."""
     h = hashlib.sha256()
     for name in sorted(set(modules)):
-        target = PACKAGE_DIR / name.replace(".", "/")
+        target = PACKAGE_DIR if name == "." else PACKAGE_DIR / name.replace(".", "/")
         files = sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
         if not files or not all(f.exists() for f in files):
             raise FileNotFoundError(f"code_fingerprint: no module xai_ssl.{name} under {PACKAGE_DIR}")

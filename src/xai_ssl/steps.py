@@ -22,13 +22,13 @@ from xai_ssl.data.two4two import read_two4two_split
 from xai_ssl.device import resolve_device
 from xai_ssl.evaluation import save_scores, score_attributions
 from xai_ssl.methods import get_method
-from xai_ssl.metrics import METRIC_REGISTRY, get_metric
+from xai_ssl.metrics import PAPER_ORDER, get_metric
 from xai_ssl.models.registry import build_architecture, load_encoder, save_encoder
 from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
 from xai_ssl.pairs import count_pairs, read_pairs, shard_range, write_pairs
-from xai_ssl.plots import attribution_grid, curves_figure, loss_curve, metric_bars
+from xai_ssl.plots import attribution_grid, curves_figure, loss_curve, metric_bars, metric_panels
 from xai_ssl.provenance import code_fingerprint, config_hash, environment
-from xai_ssl.tables import read_per_image, summary_table, write_tables
+from xai_ssl.tables import na_counts, read_per_image, summary_table, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -162,43 +162,83 @@ def evaluate(
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> None:
-    """Score one shard of maps with the configured metrics; per-image CSV and curves HDF5."""
+    """Score one shard of maps with the configured metrics; per-image CSV and curves HDF5.
+
+    The explained method, its resolved parameters, its config name and the seed come from the
+    attribution file's attributes (metrics such as max-sensitivity re-run the method with them).
+    The resolved parameters of every metric, the method's parameters, each metric's wall time and
+    the NA counts per column are written into the curves HDF5 attributes.
+    """
     device = resolve_device(device_name)
     encoder = load_encoder(Path(model_ckpt), device)
     attributions = load_attributions(Path(attributions_h5))
     pairs = read_pairs(Path(pairs_h5), attributions.indices)
     size = pairs.x1.shape[-1]
     specs = [(get_metric(name), get_metric(name).resolve_params(p, size)) for name, p in metrics.items()]
+    aattrs = attributions.attrs
+    method_key = str(aattrs["method"])
+    method_spec = get_method(str(aattrs.get("registry_method", method_key)))
+    method_params = dict(aattrs.get("params") or {})
+    seed = int(aattrs.get("seed", 0))
+    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    table, curves = score_attributions(encoder, pairs, attributions, str(attributions.attrs["pair_family"]), specs, device, batch_size, progress)
+    table, curves = score_attributions(
+        encoder, pairs, attributions, str(aattrs["pair_family"]), specs, device, batch_size, progress,
+        method=method_spec, method_params=method_params, method_key=method_key, seed=seed, timings=timings,
+    )
     wall = time.perf_counter() - t0
+    na = {c: int(table[c].isna().sum()) for c in table.columns if c != "image_id"}
     attrs = {
         "metrics": {s.name: p for s, p in specs},
-        "method": str(attributions.attrs["method"]),
+        "method": method_key,
+        "registry_method": method_spec.name,
+        "method_params": method_params,
+        "seed": seed,
         "wall_time_s": wall,
+        "metric_wall_time_s": timings,
+        "na_counts": na,
+        "batch_size": batch_size,
         "code_version": code_fingerprint("."),
         **environment(device),
         **(provenance or {}),
     }
     save_scores(table, curves, Path(out_csv), Path(out_curves), attrs)
+    for name, sec in timings.items():
+        log.info("%s: %s in %.2f s", method_key, name, sec)
+    partial = {c: k for c, k in na.items() if 0 < k}
+    if partial:
+        log.info("NA values per column: %s", partial)
     log.info("scored %d images in %.2f s", len(table), wall)
 
 
 def metric_directions(metric_names: Sequence[str]) -> dict[str, str]:
-    """Reported columns and their arrows, in registry order of the given metrics."""
-    out: dict[str, str] = {}
+    """Reported columns and their arrows: the paper's order (SI, SD, CI, CD, SAD, SIC, CAD, CID, MS) first,
+    then the other columns in the order of the given metrics (e.g. RAND); a ``<col>_median`` column
+    (e.g. MS_median) follows its ``<col>``."""
+    found: dict[str, str] = {}
     for name in metric_names:
-        out.update(METRIC_REGISTRY[name].directions)
-    return out
+        found.update(get_metric(name).directions)
+    medians = [c for c in found if c.endswith("_median")]
+    plain = [c for c in PAPER_ORDER if c in found] + [c for c in found if c not in PAPER_ORDER and c not in medians]
+    order: list[str] = []
+    for c in plain:
+        order += [c] + [m for m in medians if m == f"{c}_median"]
+    order += [m for m in medians if m not in order]
+    return {c: found[c] for c in order}
 
 
 def aggregate(score_csvs: Sequence[Path], methods: Sequence[str], metric_names: Sequence[str], out_csv: Path, out_md: Path, out_long: Path, title: str) -> pd.DataFrame:
-    """Merge per-image scores of all methods (and shards) into the summary table and a long CSV."""
+    """Merge per-image scores of all methods (and shards) into the summary table and a long CSV.
+
+    Summary: mean over images per method and column (``<col>_median`` columns: the median of
+    ``<col>``), methods in config order, columns in the paper's order; the CSV also carries
+    ``n_images`` and ``na_<col>`` (images without a value), the Markdown notes partial NA counts.
+    """
     per_image = read_per_image([Path(p) for p in score_csvs], list(methods))
     directions = metric_directions(metric_names)
     order = list(dict.fromkeys(methods))
     table = summary_table(per_image, directions, order)
-    write_tables(table, per_image, directions, Path(out_csv), Path(out_md), Path(out_long), title)
+    write_tables(table, per_image, directions, Path(out_csv), Path(out_md), Path(out_long), title, na=na_counts(per_image, directions, order))
     return table
 
 
@@ -234,7 +274,11 @@ def curves_plot(curve_files: dict[str, Sequence[Path]], out_png: Path, title: st
     curves_figure(curves, Path(out_png), title)
 
 
-def bars_plot(per_image_csv: Path, metric_names: Sequence[str], out_png: Path, title: str) -> None:
-    """Bar chart of every metric per method with bootstrap confidence intervals."""
+def bars_plot(per_image_csv: Path, metric_names: Sequence[str], out_png: Path, title: str, out_panels: Path | None = None) -> None:
+    """Bar chart of every metric per method with 95 % bootstrap confidence intervals over images;
+    with ``out_panels`` also one panel per metric (own y-axis) in one faceted figure."""
     per_image = pd.read_csv(per_image_csv, na_values=["NA"], keep_default_na=False)
-    metric_bars(per_image, metric_directions(metric_names), Path(out_png), title)
+    directions = metric_directions(metric_names)
+    metric_bars(per_image, directions, Path(out_png), title)
+    if out_panels is not None:
+        metric_panels(per_image, directions, Path(out_panels), title)
