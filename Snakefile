@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/common_models.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -19,6 +20,7 @@ include: "rules/models.smk"
 include: "rules/attribution.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
+include: "rules/reference.smk"
 
 
 rule all:

@@ -102,5 +102,6 @@ def final_targets():
                 f"results/figures/{d}/{m}/insertion_deletion_curves.png",
                 f"results/figures/{d}/{m}/metric_bars.png",
             ]
-    out += [f"results/models/{m}/training_loss.png" for m in MODELS]
+    out += model_targets(MODELS)  # rules/models.smk: loss figure (trained here) or source.json (pretrained)
+    out += reference_targets(DATASETS, MODELS)  # rules/reference.smk: difference tables vs the paper
     return out

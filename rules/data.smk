@@ -1,4 +1,5 @@
-# Data: generate or index a dataset, then store the explained pairs once per dataset.
+# Data: generate or index a dataset (or select the ImageNet validation images), then store the explained
+# pairs once per dataset.
 
 
 rule generate_synthetic_dataset:
@@ -28,6 +29,8 @@ rule index_dataset:
         source=lookup(dpath="datasets/{dataset}/source", within=config),
         root=dataset_root,
         code=code_fingerprint("data", "steps"),
+    wildcard_constraints:
+        dataset=_dataset_names(INDEXED_DATASETS),
     log:
         "logs/index_dataset/{dataset}.log",
     localrule: True
@@ -35,6 +38,28 @@ rule index_dataset:
         "../envs/xai-ssl.yaml"
     script:
         "../workflow/scripts/index_dataset.py"
+
+
+# ImageNet validation: the first n_images by file name from the user's folder (indexed in place) or tar (only
+# those members are extracted to images/). The path is a parameter, not an input, so a dry run needs no data.
+rule prepare_imagenet_val:
+    output:
+        index="results/data/{dataset}/index.csv",
+        images=directory("results/data/{dataset}/images"),
+    params:
+        path=lambda wildcards: str(Path(config["datasets"][wildcards.dataset]["path"]).resolve()),
+        n_images=lookup(dpath="datasets/{dataset}/n_images", within=config),
+        pattern=lambda wildcards: config["datasets"][wildcards.dataset].get("pattern"),
+        code=code_fingerprint("data", "steps"),
+    wildcard_constraints:
+        dataset=_dataset_names(IMAGENET_DATASETS),
+    log:
+        "logs/prepare_imagenet_val/{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/prepare_imagenet_val.py"
 
 
 rule make_pairs:

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from torch import nn
 
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.metrics import MetricContext, get_metric
-from xai_ssl.metrics.randomisation import randomisation_layers, randomised_encoder, spearman
+from xai_ssl.metrics.randomisation import average_ranks, randomisation_layers, randomised_encoder, spearman
 from xai_ssl.models import Encoder, build_architecture
 
 CPU = torch.device("cpu")
@@ -102,6 +102,8 @@ def test_spearman_against_scipy_and_edge_cases() -> None:
     a = torch.randint(0, 5, (6, 6), generator=g).double()  # many ties
     b = a + 0.7 * torch.randn(6, 6, generator=g, dtype=torch.float64)
     assert spearman(a, b) == pytest.approx(spearmanr(a.flatten(), b.flatten()).statistic, abs=1e-12)
+    np.testing.assert_array_equal(average_ranks(a.flatten().numpy()), rankdata(a.flatten().numpy()))
+    np.testing.assert_array_equal(average_ranks(np.array([2.0, 1.0, 2.0, 2.0, 0.5])), [4.0, 2.0, 4.0, 4.0, 1.0])
     assert spearman(a, a) == pytest.approx(1.0) and spearman(a, -a) == pytest.approx(-1.0)
     assert spearman(a, a**3 + 2) == pytest.approx(1.0)  # rank-based: monotone transforms do not matter
     assert math.isnan(spearman(torch.ones(3, 3), a[:3, :3]))  # constant trained map: NA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -14,7 +15,7 @@ from workflow_runner import TINY_CONFIG, planned_jobs, snakemake
 
 from xai_ssl.attribution import load_attributions
 from xai_ssl.methods import MethodContext, get_method
-from xai_ssl.metrics import get_metric
+from xai_ssl.metrics import MetricContext, get_metric
 from xai_ssl.models.registry import load_encoder
 from xai_ssl.pairs import read_pairs
 
@@ -36,6 +37,7 @@ def test_outputs_exist(run: tuple[Path, Path]) -> None:
         "results/figures/tiny/tiny_simclr/attribution_grid.png",
         "results/figures/tiny/tiny_simclr/insertion_deletion_curves.png",
         "results/figures/tiny/tiny_simclr/metric_bars.png",
+        "results/figures/tiny/tiny_simclr/metric_panels.png",
         "results/models/tiny_simclr/training_loss.png",
     ):
         assert (work / rel).stat().st_size > 0, rel
@@ -92,8 +94,52 @@ def test_metrics_and_tables(run: tuple[Path, Path]) -> None:
     means = per_image.groupby("method")[["SI", "SD", "CI", "CD"]].mean()
     np.testing.assert_allclose(table[["SI", "SD", "CI", "CD"]].to_numpy(), means.loc[table.index].to_numpy(), atol=2e-6)
     md = (work / "results/tables/tiny/tiny_simclr/scores.md").read_text()
-    assert "| method | SI↑ | SD↓ | CI↑ | CD↓ |" in md
+    assert "| method | SI↑ | SD↓ | CI↑ | CD↓ | SAD↓ | SIC↑ | CAD↓ | CID↑ | MS↓ | MS_median↓ | RAND↓ |" in md
     assert f"| gradcam | {table.loc['gradcam', 'SI']:.3f} |" in md
+
+
+def test_all_paper_metrics_and_the_sanity_check(run: tuple[Path, Path]) -> None:
+    """SAD/SIC/CAD/CID, MS and RAND: present, finite where they apply, NA where the paper has NA, equal to a recomputation."""
+    work, _ = run
+    per_image = pd.read_csv(work / "results/tables/tiny/tiny_simclr/per_image.csv", na_values=["NA"], keep_default_na=False)
+    for col in ("SAD", "SIC", "CAD", "CID", "CAD_1", "CAD_2", "CID_1", "CID_2", "ADI_B", "MS", "MS_1", "MS_2", "RAND", "RAND_L1", "RAND_L2"):
+        assert col in per_image.columns, col
+    positive = per_image["ADI_B"] > 0
+    assert per_image.loc[positive, ["SAD", "CAD"]].notna().all().all()
+    assert per_image.loc[~positive, ["SAD", "CAD"]].isna().all().all()  # B <= 0: NA drop
+    assert (per_image[["SAD", "CAD"]].dropna() >= 0).all().all()
+    assert per_image[["SIC", "CID_1", "CID_2"]].isin([0.0, 1.0]).all().all()
+    by = {m: g for m, g in per_image.groupby("method")}
+    assert by["conditional_occlusion"]["MS"].isna().all()  # the paper's NA
+    assert np.isfinite(by["input_x_gradient"]["MS"]).all() and (by["input_x_gradient"]["MS"] > 0).all()
+    assert by["gradcam"]["MS"].notna().any()
+    pairs_all = read_pairs(work / "results/pairs/tiny.h5")
+    first3 = per_image["image_id"].isin(pairs_all.image_ids[:3])  # max_images: 3
+    assert per_image.loc[first3, "RAND"].between(-1, 1).all() and per_image.loc[~first3, "RAND"].isna().all()
+    np.testing.assert_array_equal(per_image["RAND"].to_numpy(), per_image["RAND_L2"].to_numpy())
+    # a recomputation of gradcam shard 1 with the method, params and seed of the attribution file
+    encoder = load_encoder(work / "results/models/tiny_simclr/encoder.pt")
+    attr = load_attributions(work / "results/attributions/tiny/tiny_simclr/gradcam/shard-1.h5")
+    a, b = read_pairs(work / "results/pairs/tiny.h5", attr.indices).pair("crop_aug")
+    ctx = MetricContext(
+        device=torch.device("cpu"), batch_size=16, method=get_method("gradcam"), method_params=attr.attrs["params"],
+        method_key="gradcam", seed=3, image_ids=list(attr.image_ids), indices=[int(i) for i in attr.indices],
+    )
+    stored = by["gradcam"].set_index("image_id").loc[attr.image_ids]
+    for name in ("average_drop_increase", "max_sensitivity", "model_randomisation"):
+        spec = get_metric(name)
+        scores, _ = spec.fn(encoder, a, b, attr.map1, attr.map2, spec.resolve_params(TINY_CONFIG["metrics"][name]["params"], 32), ctx)
+        for col, values in scores.items():
+            np.testing.assert_allclose(stored[col].to_numpy(), values, atol=1e-5, rtol=1e-5, err_msg=col)
+    table = pd.read_csv(work / "results/tables/tiny/tiny_simclr/scores.csv", index_col="method", na_values=["NA"], keep_default_na=False)
+    assert table.loc["gradcam", "MS_median"] == pytest.approx(by["gradcam"]["MS"].median(), abs=2e-6)
+    assert table.loc["input_x_gradient", "RAND"] == pytest.approx(by["input_x_gradient"]["RAND"].mean(), abs=2e-6)
+    assert table.loc["conditional_occlusion", "na_MS"] == 5 and np.isnan(table.loc["conditional_occlusion", "MS"])
+    with h5py.File(work / "results/metrics/tiny/tiny_simclr/gradcam/shard-1.curves.h5") as f:
+        recorded = json.loads(f.attrs["metrics"])
+        assert recorded["max_sensitivity"]["radius"] == 0.2 and recorded["max_sensitivity"]["n_samples"] == 4
+        assert recorded["model_randomisation"]["cascade_levels"] == 2
+        assert set(json.loads(f.attrs["metric_wall_time_s"])) == set(TINY_CONFIG["metrics"])
 
 
 def test_training_history(run: tuple[Path, Path]) -> None:

@@ -13,9 +13,10 @@ import yaml
 
 from xai_ssl.methods import METHOD_REGISTRY
 from xai_ssl.metrics import METRIC_REGISTRY
-from xai_ssl.models.registry import ARCHITECTURES
+from xai_ssl.models.registry import ARCHITECTURES, PRETRAINED_SOURCES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
+REFERENCE_PATH = SCHEMA_PATH.with_name("reference_sammani.csv")
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,41 @@ def _require_subset(section: str, names: list[str], accepted: list[str]) -> None
             raise ConfigError(f"config key 'run.{section}': {name!r} is not defined under '{section}'; accepted: {sorted(accepted)}")
 
 
+# model keys of pretrained sources, and the sources each applies to (None = all pretrained sources)
+PRETRAINED_KEYS: dict[str, tuple[str, ...] | None] = {
+    "checkpoint": None,
+    "url": None,
+    "sha256": None,
+    "reference": None,
+    "width": ("simclrv2",),
+    "ema": ("simclrv2",),
+    "variant": ("torchvision_resnet",),
+    "normalise": ("torchvision_resnet",),
+}
+TRAINING_KEYS = ("arch", "train_dataset")
+
+
+def _check_pretrained(name: str, m: dict[str, Any]) -> None:
+    """Keys that do not apply to a pretrained source are refused (naming the key and the sources it is for)."""
+    source = m["source"]
+    if source not in PRETRAINED_SOURCES:
+        raise ConfigError(f"config key 'models.{name}.source': unknown source {source!r}; accepted: {['simclr_trained', *sorted(PRETRAINED_SOURCES)]}")
+    for key, sources in PRETRAINED_KEYS.items():
+        if sources is not None and m.get(key) is not None and source not in sources:
+            raise ConfigError(f"config key 'models.{name}.{key}': only for source(s) {list(sources)}, not {source!r}")
+    for key in TRAINING_KEYS:
+        if m.get(key) is not None:
+            raise ConfigError(f"config key 'models.{name}.{key}': only for source 'simclr_trained', not {source!r}")
+    if m.get("arch_params"):
+        raise ConfigError(f"config key 'models.{name}.arch_params': only for source 'simclr_trained', not {source!r}")
+    ref = m.get("reference")
+    if ref is not None and REFERENCE_PATH.is_file():
+        with open(REFERENCE_PATH, encoding="utf-8") as fh:
+            known = sorted({line.split(",", 1)[0] for line in fh.read().splitlines()[1:] if line.strip()})
+        if ref not in known:
+            raise ConfigError(f"config key 'models.{name}.reference': {ref!r} is not a model of {REFERENCE_PATH.name}; accepted: {known}")
+
+
 def method_registry_name(config: dict[str, Any], method: str) -> str:
     """Registry name of a configured method (its ``method`` key, or the config key itself)."""
     return config["methods"][method].get("method", method)
@@ -86,14 +122,29 @@ def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
     for section in ("datasets", "models", "methods", "metrics"):
         _require_subset(section, run[section], list(config[section]))
     for name, ds in config["datasets"].items():
-        if ds["source"] in ("two4two", "image_folder"):
+        if ds["source"] in ("two4two", "image_folder", "imagenet_val"):
             if not ds.get("path"):
                 raise ConfigError(f"config key 'datasets.{name}.path': required for source {ds['source']!r}")
-            if check_paths and not Path(ds["path"]).is_dir():
+            # imagenet_val: not checked here, so a dry run shows the DAG before the data is in place;
+            # the preparation job names the missing path
+            if check_paths and ds["source"] != "imagenet_val" and not Path(ds["path"]).is_dir():
                 raise ConfigError(f"config key 'datasets.{name}.path': folder {ds['path']!r} does not exist")
-        if ds["source"] == "image_folder" and ds.get("split") not in (None,):
-            ds["split"] = None  # image folders have no splits
+        if ds.get("pattern") is not None and ds["source"] != "imagenet_val":
+            raise ConfigError(f"config key 'datasets.{name}.pattern': only for source 'imagenet_val', not {ds['source']!r}")
+        if ds["source"] in ("image_folder", "imagenet_val") and ds.get("split") not in (None,):
+            ds["split"] = None  # image folders and ImageNet val have no splits
+    made_by: dict[str, tuple[str, str]] = {}  # checkpoint file -> (model, url) of the rule that makes it
     for name, m in config["models"].items():
+        if m["source"] != "simclr_trained":
+            _check_pretrained(name, m)
+            if m.get("url"):
+                ckpt = str(m["checkpoint"])
+                if Path(ckpt).is_absolute() or ".." in Path(ckpt).parts:
+                    raise ConfigError(f"config key 'models.{name}.checkpoint': a downloaded checkpoint needs a path inside the working directory (e.g. resources/checkpoints/...), got {ckpt!r}")
+                other = made_by.setdefault(ckpt, (name, m["url"]))
+                if other[1] != m["url"]:
+                    raise ConfigError(f"config key 'models.{name}.checkpoint': {ckpt!r} is also downloaded for model {other[0]!r} from another URL")
+            continue
         if m["train_dataset"] not in config["datasets"]:
             raise ConfigError(
                 f"config key 'models.{name}.train_dataset': {m['train_dataset']!r} is not a dataset; accepted: {sorted(config['datasets'])}"
@@ -102,6 +153,9 @@ def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
         unknown = sorted(set(m["arch_params"]) - set(accepted))
         if unknown:
             raise ConfigError(f"config key 'models.{name}.arch_params': unknown parameter(s) {unknown}; accepted: {accepted}")
+        for key in PRETRAINED_KEYS:
+            if m.get(key) is not None:
+                raise ConfigError(f"config key 'models.{name}.{key}': not used by source 'simclr_trained' (pretrained sources only)")
     sizes = {config["datasets"][d]["image_size"] for d in run["datasets"]}
     for name in run["methods"]:
         reg = method_registry_name(config, name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +16,7 @@ import torchvision.transforms.v2.functional as TF
 
 from xai_ssl.attribution import compute_attributions, load_attributions, save_attributions
 from xai_ssl.data.image_folder import read_image_folder
+from xai_ssl.data.imagenet import prepare_imagenet_val
 from xai_ssl.data.index import read_index, select_records, write_index
 from xai_ssl.data.io import load_rgb
 from xai_ssl.data.records import ImageRecord
@@ -23,11 +26,17 @@ from xai_ssl.device import resolve_device
 from xai_ssl.evaluation import save_scores, score_attributions
 from xai_ssl.methods import get_method
 from xai_ssl.metrics import PAPER_ORDER, get_metric
-from xai_ssl.models.registry import build_architecture, load_encoder, save_encoder
+from xai_ssl.models.checkpoints import CheckpointError
+from xai_ssl.models.download import ChecksumError, manual_hint, normalise_digest, sha256_file, verify_file, write_record
+from xai_ssl.models.registry import PRETRAINED_SOURCES, build_architecture, load_encoder, load_pretrained, save_encoder
 from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
+from xai_ssl.models.simclrv2 import convert_tf_checkpoint
 from xai_ssl.pairs import count_pairs, read_pairs, shard_range, write_pairs
 from xai_ssl.plots import attribution_grid, curves_figure, loss_curve, metric_bars, metric_panels
 from xai_ssl.provenance import code_fingerprint, config_hash, environment
+from xai_ssl.reference import write_comparison
+from xai_ssl.seeding import generator
+from xai_ssl.seeding import derive_seed
 from xai_ssl.tables import na_counts, read_per_image, summary_table, write_tables
 
 log = logging.getLogger(__name__)
@@ -60,6 +69,11 @@ def index_dataset(source: str, root: Path, out_csv: Path) -> list[ImageRecord]:
     return records
 
 
+def prepare_imagenet(source_path: Path, out_csv: Path, images_dir: Path, n_images: int | None, pattern: str | None = None) -> list[ImageRecord]:
+    """Select the first ``n_images`` ImageNet validation images by file name (folder or tar) and write the index."""
+    return prepare_imagenet_val(Path(source_path), Path(out_csv), Path(images_dir), n_images, pattern)
+
+
 def make_pairs(
     index_csv: Path,
     out_h5: Path,
@@ -90,7 +104,9 @@ def train_model(
     device = resolve_device(device_name)
     records = select_records(read_index(Path(index_csv)), model_cfg.get("train_split"), None)
     images = load_training_images(records, int(model_cfg["image_size"]))  # [N, 3, S, S]
-    encoder = build_architecture(model_cfg["arch"], **model_cfg.get("arch_params", {}))
+    with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed only
+        torch.manual_seed(derive_seed(seed, "init-weights"))
+        encoder = build_architecture(model_cfg["arch"], **model_cfg.get("arch_params", {}))
     tr = dict(model_cfg.get("training", {}))
     if "crop_scale" in tr:
         tr["crop_scale"] = tuple(tr["crop_scale"])
@@ -105,6 +121,78 @@ def train_model(
     df.to_csv(out_history, index=False)
     loss_curve(df, Path(out_figure), title=f"SimCLR training ({len(records)} images, {wall:.0f} s)")
     log.info("trained in %.1f s; final loss %.4f", wall, history[-1]["loss"])
+
+
+def convert_simclrv2(tf_index: Path, out_ckpt: Path, width: int, ema: bool = True, sha256: str | None = None) -> str:
+    """Convert a SimCLRv2 TF checkpoint (``<prefix>.index`` + data) to the PyTorch ``{'resnet', 'head'}`` file; record its digest."""
+    tf_index = Path(tf_index)
+    t0 = time.perf_counter()
+    convert_tf_checkpoint(tf_index.with_suffix(""), Path(out_ckpt), int(width), bool(ema))
+    digest = sha256_file(out_ckpt)
+    pin = normalise_digest(sha256)
+    if pin is not None and digest != pin:
+        Path(out_ckpt).unlink()
+        raise ChecksumError(f"{out_ckpt}: converted file has sha256 {digest}, differs from the pinned {pin}")
+    write_record(Path(out_ckpt), digest)  # the converted file is ours: its record follows each conversion
+    log.info("converted %s in %.1f s; sha256 %s", tf_index.with_suffix(""), time.perf_counter() - t0, digest)
+    return digest
+
+
+SMOKE_SIZE = 64  # side of the fixed images embedded once when a model is prepared (recorded in source.json)
+
+
+def prepare_model(model_cfg: dict[str, Any], checkpoint: Path, out_ckpt: Path, out_info: Path, sha256: str | None = None, url: str | None = None) -> dict[str, Any]:
+    """Verify a third-party checkpoint's digest, load it strictly into the common Encoder and save it as ``encoder.pt``.
+
+    The digest is checked against ``sha256`` (pinned) or the record made on first use (``<checkpoint>.sha256``);
+    with neither, it is recorded now. ``out_info`` (JSON) records the source, file, digest, licence,
+    embedding and a smoke embedding of fixed images (norms and their cosine) for later comparisons.
+    """
+    source = model_cfg["source"]
+    path = Path(checkpoint)
+    if not path.is_file():
+        hint = f"; {manual_hint(url, path)}" if url else ""
+        raise CheckpointError(f"{path} (format {source}): checkpoint file not found{hint}")
+    t0 = time.perf_counter()
+    digest = verify_file(path, sha256)
+    encoder, arch, arch_params = load_pretrained(source, path, **model_cfg)
+    x = torch.rand((2, 3, SMOKE_SIZE, SMOKE_SIZE), generator=generator(0, "smoke", "prepare_model"))
+    with torch.no_grad():
+        a = encoder.features(x)
+        z = encoder.embed_features(a)
+    if not torch.isfinite(z).all():
+        raise CheckpointError(f"{path} (format {source}): the embedding of a test image is not finite")
+    spec = PRETRAINED_SOURCES[source]
+    info = {
+        "model_source": source,
+        "checkpoint": str(path.resolve()),
+        "url": url,
+        "sha256": digest,
+        "sha256_pinned": sha256 is not None,
+        "size_bytes": path.stat().st_size,
+        "arch": arch,
+        "arch_params": arch_params,
+        "trunk_channels": int(a.shape[1]),
+        "embedding_dim": int(z.shape[1]),
+        "embedding": spec.embedding,
+        "normalised": bool(encoder.normalised),
+        "licence": spec.licence,
+        "smoke": {"image_size": SMOKE_SIZE, "norms": [float(v) for v in z.norm(dim=1)], "cosine": float(torch.nn.functional.cosine_similarity(z[:1], z[1:]).item())},
+    }
+    save_encoder(encoder, Path(out_ckpt), arch, arch_params, extra={"pretrained": info, "config_hash": config_hash(model_cfg), **environment(torch.device("cpu"))})
+    Path(out_info).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(out_info).with_name(Path(out_info).name + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out_info)
+    log.info("prepared %s from %s (sha256 %s) in %.1f s: trunk %d channels, embedding %d-d", source, path, digest, time.perf_counter() - t0, info["trunk_channels"], info["embedding_dim"])
+    return info
+
+
+def compare_reference(scores_csv: Path, reference_csv: Path, reference_model: str, out_csv: Path, out_md: Path, title: str) -> pd.DataFrame:
+    """Per-cell difference (ours − reference) of a scores table and the reference CSV; CSV + Markdown."""
+    long = write_comparison(Path(scores_csv), Path(reference_csv), reference_model, Path(out_csv), Path(out_md), title)
+    log.info("compared %d of %d cells with %s", int(long["difference"].notna().sum()), len(long), reference_model)
+    return long
 
 
 def attribute(

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import nn
 
 from xai_ssl.methods.base import MethodContext
@@ -84,6 +83,17 @@ def randomised_encoder(encoder: Encoder, levels: int, seed: int) -> Encoder:
     return out.eval()
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-D array, tied values sharing their average rank (as ``scipy.stats.rankdata``)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], x.size]
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman rank correlation of two maps (flattened; average ranks for ties).
 
@@ -97,7 +107,7 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
         return float("nan")
     if np.ptp(y) == 0:
         return 0.0
-    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = average_ranks(x), average_ranks(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     return float(np.clip((rx @ ry) / np.sqrt((rx @ rx) * (ry @ ry)), -1.0, 1.0))
 

@@ -1,27 +1,96 @@
-"""Model registry: architectures by config name, and the checkpoint format of encoders trained here."""
+"""Model registry: architectures by config name, the checkpoint format of encoders trained or prepared
+here, and the third-party checkpoint formats (model ``source``s) that load into the common Encoder."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from xai_ssl.models.barlow_twins import build_barlow_twins_encoder, load_barlow_twins
+from xai_ssl.models.checkpoints import CheckpointError
 from xai_ssl.models.encoder import Encoder
+from xai_ssl.models.simclrv2 import build_simclrv2_encoder, load_simclrv2
+from xai_ssl.models.simsiam import build_simsiam_encoder, load_simsiam
 from xai_ssl.models.small_resnet import build_resnet18, build_small_resnet
+from xai_ssl.models.torchvision_resnet import build_torchvision_resnet_encoder, load_torchvision_resnet
+
+__all__ = [
+    "ARCHITECTURES",
+    "CHECKPOINT_FORMAT",
+    "PRETRAINED_SOURCES",
+    "CheckpointError",
+    "PretrainedSource",
+    "build_architecture",
+    "load_encoder",
+    "load_pretrained",
+    "save_encoder",
+]
 
 ARCHITECTURES: dict[str, Callable[..., Encoder]] = {
     "small_resnet": build_small_resnet,
     "resnet18": build_resnet18,
+    # structures of the pretrained sources below (how their prepared encoder.pt is rebuilt)
+    "simclrv2_resnet50": build_simclrv2_encoder,
+    "barlow_twins_resnet50": build_barlow_twins_encoder,
+    "simsiam_resnet50": build_simsiam_encoder,
+    "torchvision_resnet": build_torchvision_resnet_encoder,
 }
 
 CHECKPOINT_FORMAT = "xai_ssl.encoder/1"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or does not match the expected layout."""
+@dataclass(frozen=True)
+class PretrainedSource:
+    """A third-party checkpoint format: its loader, the registry architecture it becomes, and facts for the record."""
+
+    name: str
+    load: Callable[..., Encoder]
+    arch: str
+    params: tuple[str, ...]  # model config keys passed to the loader and the architecture builder
+    embedding: str
+    licence: str
+
+
+PRETRAINED_SOURCES: dict[str, PretrainedSource] = {
+    "simclrv2": PretrainedSource(
+        "simclrv2", load_simclrv2, "simclrv2_resnet50", ("width",),
+        "128-d output of the 3-layer contrastive head; inputs in [0, 1] without normalisation",
+        "Apache-2.0 (google-research/simclr) [UNVERIFIED]",
+    ),
+    "barlow_twins": PretrainedSource(
+        "barlow_twins", load_barlow_twins, "barlow_twins_resnet50", (),
+        "8192-d projector output (third Linear, without the loss BN); ImageNet normalisation",
+        "MIT (facebookresearch/barlowtwins)",
+    ),
+    "simsiam": PretrainedSource(
+        "simsiam", load_simsiam, "simsiam_resnet50", (),
+        "2048-d predictor output p = predictor(projector(pool(trunk))); ImageNet normalisation",
+        "CC BY-NC 4.0 (facebookresearch/simsiam)",
+    ),
+    "torchvision_resnet": PretrainedSource(
+        "torchvision_resnet", load_torchvision_resnet, "torchvision_resnet", ("variant", "normalise"),
+        "pooled last-stage features (identity head)",
+        "that of the weights' provider",
+    ),
+}
+
+
+def load_pretrained(source: str, path: Path | str, /, **params: Any) -> tuple[Encoder, str, dict[str, Any]]:
+    """Load a third-party checkpoint strictly: (encoder in eval mode, registry arch, arch params).
+
+    ``params`` may be a whole model config entry: only the keys the source uses (``width``, ``variant``,
+    ``normalise``) are passed on.
+    """
+    if source not in PRETRAINED_SOURCES:
+        raise KeyError(f"unknown checkpoint source {source!r}; accepted: {sorted(PRETRAINED_SOURCES)}")
+    spec = PRETRAINED_SOURCES[source]
+    arch_params = {k: params[k] for k in spec.params if k in params and params[k] is not None}
+    return spec.load(path, **arch_params), spec.arch, arch_params
 
 
 def build_architecture(arch: str, **params: Any) -> Encoder:
