@@ -126,7 +126,7 @@ def tiny_paper_run(code: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     write_simclrv2(work / cfg["models"]["simclrv2_1x"]["checkpoint"], width=1, seed=5)
     write_torchvision(work / cfg["models"]["baseline"]["checkpoint"], "resnet18", seed=6)
     (work / "tiny_paper.yaml").write_text(yaml.safe_dump(cfg))
-    snakemake(work, code, "--configfile", str(work / "tiny_paper.yaml"))
+    snakemake(work, code, "--resources", "gpu=2", "--configfile", str(work / "tiny_paper.yaml"))  # 2 torch jobs at once on CPU
     return work, cfg
 
 
@@ -174,7 +174,8 @@ def test_failed_download_names_url_and_path(tiny_paper_run: tuple[Path, dict], c
     jobs = planned_jobs(snakemake(work, code, "-n", "--configfile", str(work / "broken.yaml")))
     assert jobs["download_checkpoint"] == 1 and jobs["prepare_model"] == 2 and jobs["compute_attributions"] == 4  # the new models only
     assert not {"make_pairs", "prepare_imagenet_val", "compare_reference"} & set(jobs)  # the rest is unaffected
-    proc = snakemake(work, code, "--configfile", str(work / "broken.yaml"), "resources/checkpoints/simsiam/checkpoint_0099.pth.tar", check=False)
+    target = "resources/checkpoints/simsiam/checkpoint_0099.pth.tar"  # before --configfile, which takes several values
+    proc = snakemake(work, code, target, "--configfile", str(work / "broken.yaml"), check=False)
     assert proc.returncode != 0
     log = (work / "logs/download_checkpoint/resources/checkpoints/simsiam/checkpoint_0099.pth.tar.log").read_text()
     assert url in log and str((work / "resources/checkpoints/simsiam/checkpoint_0099.pth.tar").resolve()) in log and "by hand" in log
