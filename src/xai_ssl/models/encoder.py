@@ -9,6 +9,7 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class Encoder(nn.Module):
@@ -36,6 +37,25 @@ class Encoder(nn.Module):
         s = torch.tensor(std if std is not None else (1.0, 1.0, 1.0), dtype=torch.float32)
         self.register_buffer("input_mean", m.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_std", s.view(1, 3, 1, 1), persistent=False)
+        self.channels_last = False
+        self.autocast_dtype: torch.dtype | None = None
+
+    def set_speed(self, channels_last: bool = False, autocast: str = "none") -> Encoder:
+        """Run the trunk channels-last and/or under CUDA autocast (``none|bfloat16|float16``); returns self.
+
+        Autocast is refused on CPU: without native bf16 it is ~30x slower there (issue #8). Feature
+        maps and embeddings are returned in float32 either way.
+        """
+        if autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast: {autocast!r} is not one of {sorted(AUTOCAST_DTYPES)}")
+        dtype = AUTOCAST_DTYPES[autocast]
+        if dtype is not None and self.input_mean.device.type != "cuda":
+            raise ValueError(f"autocast: {autocast!r} needs a CUDA device; on CPU use autocast: none")
+        self.channels_last = bool(channels_last)
+        self.autocast_dtype = dtype
+        if self.channels_last:
+            self.trunk.to(memory_format=torch.channels_last)
+        return self
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel space [B, 3, H, W] in [0, 1] -> model-input space."""
@@ -50,7 +70,13 @@ class Encoder(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature maps [B, C, h, w] of the last trunk stage for images [B, 3, H, W]."""
-        return self.trunk(self.normalise(x))
+        x = self.normalise(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.autocast_dtype is None:
+            return self.trunk(x)
+        with torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype):
+            return self.trunk(x).float()
 
     def embed_features(self, a: torch.Tensor) -> torch.Tensor:
         """Embedding [B, D] from feature maps [B, C, h, w] (spatial mean, then head)."""
