@@ -16,11 +16,13 @@ report: "workflow/report/workflow.rst"
 
 
 include: "rules/data.smk"
+include: "rules/two4two.smk"
 include: "rules/models.smk"
 include: "rules/attribution.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
 include: "rules/reference.smk"
+include: "rules/feature_visualisation.smk"
 
 
 rule all:

@@ -5,15 +5,17 @@ rule compute_attributions:
     input:
         pairs="results/pairs/{dataset}.h5",
         model="results/models/{model}/encoder.pt",
+        index="results/data/{dataset}/index.csv",  # reference images of corpus methods (COCOA, VDSN, embedded Grad-CAM)
     output:
         maps=ensure("results/attributions/{dataset}/{model}/{method}/shard-{shard}.h5", non_empty=True),
     params:
         method=method_name,
-        method_params=lookup(dpath="methods/{method}/params", within=config),
+        method_params=method_params,
         n_shards=lookup(dpath="datasets/{dataset}/n_shards", within=config),
         seed=config["seed"],
         device=config["device"],
         batch_size=config["batch_size"],
+        speed={"channels_last": config["channels_last"], "autocast": config["autocast"]},
         progress=config["progress"],
         code=method_code,
     log:

@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from xai_ssl.config import ConfigError, method_registry_name, validate_config
 from xai_ssl.methods import get_method
-from xai_ssl.provenance import code_fingerprint
+from xai_ssl.provenance import code_fingerprint, sibling_dependencies
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
@@ -16,7 +16,10 @@ except ConfigError as exc:
 RUN = config["run"]
 DATASETS = RUN["datasets"]
 MODELS = RUN["models"]
-METHODS = RUN["methods"]
+# image methods (MethodSpec.kind == "image", e.g. feature visualisation) write images, not maps:
+# rules/feature_visualisation.smk; METHODS = the map methods that are attributed and scored
+IMAGE_METHODS = [m for m in RUN["methods"] if get_method(method_registry_name(config, m)).kind == "image"]
+METHODS = [m for m in RUN["methods"] if m not in IMAGE_METHODS]
 METRICS = RUN["metrics"]
 
 
@@ -40,6 +43,8 @@ def dataset_files(wildcards):
     """Generated files of a synthetic dataset (nothing for user folders)."""
     if config["datasets"][wildcards.dataset]["source"] == "synthetic_two4two":
         return {"files": f"results/data/{wildcards.dataset}/files"}
+    if config["datasets"][wildcards.dataset]["source"] == "two4two_archive":
+        return {"files": f"results/data/{wildcards.dataset}/extracted"}  # rules/two4two.smk
     return {}
 
 
@@ -48,6 +53,8 @@ def dataset_root(wildcards):
     ds = config["datasets"][wildcards.dataset]
     if ds["source"] == "synthetic_two4two":
         return f"results/data/{wildcards.dataset}/files"
+    if ds["source"] == "two4two_archive":
+        return f"results/data/{wildcards.dataset}/extracted"
     return str(Path(ds["path"]).resolve())
 
 
@@ -61,10 +68,17 @@ def method_name(wildcards):
     return method_registry_name(config, wildcards.method)
 
 
+def method_params(wildcards):
+    """The configured parameters of a method, with its per-model overrides for this model."""
+    entry = config["methods"][wildcards.method]
+    return {**entry.get("params", {}), **entry.get("model_params", {}).get(wildcards.model, {})}
+
+
 def method_code(wildcards):
     """Fingerprint of the code a method's attributions depend on (its own module, not the others)."""
-    source = get_method(method_registry_name(config, wildcards.method)).fn.__module__
-    return code_fingerprint(source.removeprefix("xai_ssl."), "methods.base", "attribution", "models", "pairs", "augment", "steps")
+    spec = get_method(method_registry_name(config, wildcards.method))
+    corpus = ("corpus",) if spec.needs_corpus else ()  # reference-image loading (COCOA, VDSN, embedded Grad-CAM)
+    return code_fingerprint(*sibling_dependencies(spec.fn.__module__), "methods.base", "attribution", "models", "pairs", "augment", "steps", *corpus)
 
 
 def metric_params(wildcards):
@@ -95,6 +109,11 @@ def final_targets():
     out = []
     for d in DATASETS:
         for m in MODELS:
+            out += [
+                f"results/figures/{d}/{m}/feature_visualisation_{k}.png" for k in IMAGE_METHODS
+            ]  # rules/feature_visualisation.smk
+            if not METHODS:
+                continue
             out += [
                 f"results/tables/{d}/{m}/scores.md",
                 f"results/tables/{d}/{m}/scores.csv",

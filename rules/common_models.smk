@@ -107,6 +107,24 @@ def _dataset_names(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
+# Two4Two archives (rules/two4two.smk)
+ARCHIVE_DATASETS = [d for d, c in config["datasets"].items() if c["source"] == "two4two_archive"]
+# archive file -> dataset, for the archives the workflow downloads (entries with a url)
+ARCHIVE_DOWNLOADS = {config["datasets"][d]["archive"]: d for d in ARCHIVE_DATASETS if config["datasets"][d].get("url")}
+
+
+def archive_sha256(dataset):
+    """Pinned digest of a dataset archive: the entry's sha256, else config/checksums.yaml by URL, else None."""
+    c = config["datasets"][dataset]
+    return c.get("sha256") or KNOWN_SHA256.get(c.get("url"))
+
+
+def archive_ensured_sha256(wildcards):
+    """For ensure(): the pinned digest, else the one the download recorded (trust on first use)."""
+    path = wildcards.archive
+    return expected_digest(path, archive_sha256(ARCHIVE_DOWNLOADS[path])) or sha256_file(path)
+
+
 # reference comparison (rules/reference.smk)
 REFERENCE_CSV = str(Path(workflow.basedir) / "config" / "reference_sammani.csv")
 REFERENCE_MODELS = [m for m, c in config["models"].items() if c.get("reference")]

@@ -25,9 +25,11 @@ rule index_dataset:
         unpack(dataset_files),
     output:
         index="results/data/{dataset}/index.csv",
+        skipped="results/data/{dataset}/index.skipped.csv",
     params:
         source=lookup(dpath="datasets/{dataset}/source", within=config),
         root=dataset_root,
+        on_bad_image=lookup(dpath="datasets/{dataset}/on_bad_image", within=config),
         code=code_fingerprint("data", "steps"),
     wildcard_constraints:
         dataset=_dataset_names(INDEXED_DATASETS),

@@ -7,6 +7,7 @@ rule compute_metrics:
         pairs="results/pairs/{dataset}.h5",
         model="results/models/{model}/encoder.pt",
         maps="results/attributions/{dataset}/{model}/{method}/shard-{shard}.h5",
+        index="results/data/{dataset}/index.csv",  # corpus methods re-run by MS / RAND need their reference images
     output:
         scores=ensure("results/metrics/{dataset}/{model}/{method}/shard-{shard}.csv", non_empty=True),
         curves=ensure("results/metrics/{dataset}/{model}/{method}/shard-{shard}.curves.h5", non_empty=True),
@@ -14,6 +15,7 @@ rule compute_metrics:
         metrics=metric_params,
         device=config["device"],
         batch_size=config["batch_size"],
+        speed={"channels_last": config["channels_last"], "autocast": config["autocast"]},
         progress=config["progress"],
         # metrics such as max-sensitivity re-run the method: its code is part of the fingerprint
         code=lambda wildcards: code_fingerprint("metrics", "evaluation", "models", "pairs", "steps") + method_code(wildcards),

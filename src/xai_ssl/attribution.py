@@ -47,8 +47,12 @@ def compute_attributions(
     batch_size: int,
     method_key: str | None = None,
     progress: bool = True,
+    corpus: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run ``spec`` on every pair of its family, a chunk of images at a time; maps on the CPU [N, h, w]."""
+    """Run ``spec`` on every pair of its family, a chunk of images at a time; maps on the CPU [N, h, w].
+
+    ``corpus`` (xai_ssl.corpus.Corpus) is the reference images of methods registered with needs_corpus.
+    """
     a, b = pairs.pair(spec.pair_family)
     n = a.shape[0]
     chunk = max(1, min(batch_size, 16))
@@ -56,7 +60,7 @@ def compute_attributions(
     key = method_key or spec.name
     for start in tqdm(range(0, n, chunk), desc=f"attribution {key}", unit="chunk", disable=not progress):
         ids = pairs.image_ids[start : start + chunk]
-        ctx = MethodContext(device=device, batch_size=batch_size, seeds=[derive_seed(seed, i, key) for i in ids])
+        ctx = MethodContext(device=device, batch_size=batch_size, seeds=[derive_seed(seed, i, key) for i in ids], image_ids=list(ids), corpus=corpus)
         m1, m2 = spec.fn(encoder, a[start : start + chunk].to(device), b[start : start + chunk].to(device), params, ctx)
         maps1.append(m1.detach().float().cpu())
         if m2 is not None:

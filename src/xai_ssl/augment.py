@@ -112,6 +112,40 @@ def simclr_augment(
     return photometric_augment(out, g, **photometric)  # type: ignore[arg-type]
 
 
+def survey_augment(
+    img: torch.Tensor,
+    size: int,
+    g: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    p_rotate: float = 0.5,
+    p_flip: float = 0.5,
+    p_blur: float = 0.5,
+    blur_sigma: tuple[float, float] = (0.1, 2.0),
+) -> torch.Tensor:
+    """The survey's SimCLR view (lightly SimCLRTransform with rr_prob=vf_prob=0.5, no colour jitter, no greyscale).
+
+    [3, H, W] -> [3, size, size]: random resized crop -> +90 degree rotation (p 0.5) -> horizontal flip
+    (0.5) -> vertical flip (0.5) -> Gaussian blur (p 0.5, sigma ~ U(0.1, 2) px at 128 px, scaled with
+    the size; kernel 2*ceil(3 sigma)+1). ``methods-survey.md`` §6; our re-implementation, not lightly's code.
+    """
+    top, left, ch, cw = random_resized_crop_box(img.shape[-2], img.shape[-1], g, scale)
+    out = TF.resized_crop(img, top, left, ch, cw, [size, size], antialias=True)
+    if _bernoulli(g, p_rotate):
+        out = torch.rot90(out, 1, dims=(-2, -1))  # counter-clockwise, as a +90 degree rotate
+    if _bernoulli(g, p_flip):
+        out = TF.horizontal_flip(out)
+    if _bernoulli(g, p_flip):
+        out = TF.vertical_flip(out)
+    if _bernoulli(g, p_blur):
+        sigma = _uniform(g, *blur_sigma) * size / 128
+        k = 2 * math.ceil(3 * sigma) + 1
+        out = TF.gaussian_blur(out, [k, k], [sigma, sigma])
+    return out.clamp(0.0, 1.0)
+
+
+AUGMENTATIONS = {"simclr": simclr_augment, "survey": survey_augment}
+
+
 def center_view(img: torch.Tensor, size: int) -> torch.Tensor:
     """Resize the shorter side to size*256/224, then centre-crop ``size`` ([3, H, W] -> [3, size, size])."""
     resize_to = int(round(size * 256 / 224))

@@ -117,8 +117,36 @@ def method_registry_name(config: dict[str, Any], method: str) -> str:
     return config["methods"][method].get("method", method)
 
 
+def _check_conflicts(config: dict[str, Any]) -> None:
+    """Settings that are each valid but conflict (refused before any job starts)."""
+    for name, ds in config["datasets"].items():
+        lo, hi = ds["view_crop_scale"]
+        if lo > hi:
+            raise ConfigError(f"config key 'datasets.{name}.view_crop_scale': [min, max] with min <= max, got {[lo, hi]}")
+        n_images = ds.get("n_images")
+        if n_images is not None and ds["n_shards"] > n_images:
+            raise ConfigError(f"config key 'datasets.{name}.n_shards': {ds['n_shards']} shards for n_images {n_images}; accepted: 1..{n_images} (no empty shards)")
+        if ds["source"] == "synthetic_two4two" and ds.get("split") is not None:
+            gen = ds.get("generate", {})
+            if ds["split"] not in ("train", "validation", "test"):
+                raise ConfigError(f"config key 'datasets.{name}.split': {ds['split']!r} is not generated; accepted: ['test', 'train', 'validation', null]")
+            if int(gen.get(ds["split"], 0)) == 0:
+                raise ConfigError(f"config key 'datasets.{name}.generate.{ds['split']}': 0 images generated in the explained split {ds['split']!r}; set it >= 1")
+    for name, m in config["models"].items():
+        if m["source"] != "simclr_trained":
+            continue
+        lo, hi = m["training"]["crop_scale"]
+        if lo > hi:
+            raise ConfigError(f"config key 'models.{name}.training.crop_scale': [min, max] with min <= max, got {[lo, hi]}")
+        ds = config["datasets"].get(m["train_dataset"], {})
+        split = m.get("train_split")
+        if ds.get("source") == "synthetic_two4two" and split is not None and int(ds.get("generate", {}).get(split, 0)) == 0:
+            raise ConfigError(f"config key 'models.{name}.train_split': dataset {m['train_dataset']!r} generates no {split!r} images; accepted: splits with images or null")
+
+
 def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
     run = config["run"]
+    _check_conflicts(config)
     for section in ("datasets", "models", "methods", "metrics"):
         _require_subset(section, run[section], list(config[section]))
     for name, ds in config["datasets"].items():

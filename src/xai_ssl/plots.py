@@ -158,3 +158,24 @@ def _save(fig: plt.Figure, path: Path) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
+
+
+def dream_grid(
+    dreamed: torch.Tensor, conditions: torch.Tensor, details: torch.Tensor, image_ids: Sequence[str], path: Path, title: str = ""
+) -> None:
+    """Feature visualisation: rows = images; columns = dreamed image, condition x2, detail (clipped to [0, 1])."""
+    n = len(image_ids)
+    fig, axes = plt.subplots(n, 3, figsize=(5.0, 1.7 * n + 0.5), squeeze=False)
+    for r in range(n):
+        for c, img in enumerate((dreamed[r], conditions[r], details[r])):
+            axes[r, c].imshow(_image(img.float()))
+        axes[r, 0].set_ylabel(image_ids[r][:12], fontsize=7)
+    for c, t in enumerate(("dreamed image", "condition x2", "detail")):
+        axes[0, c].set_title(t, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)

@@ -15,20 +15,23 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from xai_ssl.attribution import compute_attributions, load_attributions, save_attributions
+from xai_ssl.corpus import corpus_for
 from xai_ssl.data.image_folder import read_image_folder
 from xai_ssl.data.imagenet import prepare_imagenet_val
-from xai_ssl.data.index import read_index, select_records, write_index
+from xai_ssl.data.index import read_index, screen_records, select_records, skipped_report_path, write_index, write_skipped
 from xai_ssl.data.io import load_rgb
-from xai_ssl.data.records import ImageRecord
+from xai_ssl.data.records import DataError, ImageRecord
 from xai_ssl.data.synthetic_two4two import generate_two4two
 from xai_ssl.data.two4two import read_two4two_split
-from xai_ssl.device import resolve_device
-from xai_ssl.evaluation import save_scores, score_attributions
+from xai_ssl.data.two4two_archive import extract_two4two_archive, find_two4two_splits
+from xai_ssl.device import choose_batch_size, resolve_device
+from xai_ssl.evaluation import map_diagnostics, save_scores, score_attributions
 from xai_ssl.methods import get_method
 from xai_ssl.metrics import PAPER_ORDER, get_metric
 from xai_ssl.models.checkpoints import CheckpointError
 from xai_ssl.models.download import ChecksumError, manual_hint, normalise_digest, sha256_file, verify_file, write_record
 from xai_ssl.models.registry import PRETRAINED_SOURCES, build_architecture, load_encoder, load_pretrained, save_encoder
+from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
 from xai_ssl.models.simclrv2 import convert_tf_checkpoint
 from xai_ssl.pairs import count_pairs, read_pairs, shard_range, write_pairs
@@ -37,7 +40,7 @@ from xai_ssl.provenance import code_fingerprint, config_hash, environment
 from xai_ssl.reference import write_comparison
 from xai_ssl.seeding import generator
 from xai_ssl.seeding import derive_seed
-from xai_ssl.tables import na_counts, read_per_image, summary_table, write_tables
+from xai_ssl.tables import diagnostic_counts, na_counts, read_per_image, read_shard_attrs, summary_table, table_provenance, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +55,19 @@ def generate_dataset(out_dir: Path, generate: dict[str, int], seed: int, progres
     log.info("generated %s in %.1f s", sizes, time.perf_counter() - t0)
 
 
-def index_dataset(source: str, root: Path, out_csv: Path) -> list[ImageRecord]:
-    """List a dataset's images (all splits) into the index CSV."""
+def index_dataset(source: str, root: Path, out_csv: Path, on_bad_image: str = "stop", skipped_csv: Path | None = None) -> list[ImageRecord]:
+    """List a dataset's readable images (all splits) into the index CSV.
+
+    Every image is decoded once: with ``on_bad_image='stop'`` the first unreadable one fails the job
+    (file and reason); with ``'skip'`` it is left out, logged, and listed with its reason in
+    ``skipped_csv`` (default: ``index.skipped.csv`` next to the index; header only when none).
+    """
     root = Path(root)
-    if source in ("synthetic_two4two", "two4two"):
-        splits = sorted(p for p in root.iterdir() if (p / "parameters.jsonl").is_file()) if root.is_dir() else []
+    if source in ("synthetic_two4two", "two4two", "two4two_archive"):
+        if source == "two4two_archive":  # extracted archive: split folders at any depth
+            splits = find_two4two_splits(root) if root.is_dir() else []
+        else:
+            splits = sorted(p for p in root.iterdir() if (p / "parameters.jsonl").is_file()) if root.is_dir() else []
         if not splits:
             raise FileNotFoundError(f"{root}: no Two4Two split folders (with parameters.jsonl) found")
         records = [r for split in splits for r in read_two4two_split(split, split.name)]
@@ -64,9 +75,28 @@ def index_dataset(source: str, root: Path, out_csv: Path) -> list[ImageRecord]:
         records = read_image_folder(root)
     else:
         raise ValueError(f"unknown dataset source {source!r}")
+    records, bad = screen_records(records, on_bad_image)
+    for record, reason in bad:
+        log.warning("skipped unreadable image: %s", reason)
+    if not records:
+        raise DataError(f"{root}: no readable images (all {len(bad)} skipped; see the log)")
+    write_skipped(bad, Path(skipped_csv) if skipped_csv is not None else skipped_report_path(out_csv))
     write_index(records, Path(out_csv))
-    log.info("indexed %d images from %s", len(records), root)
+    log.info("indexed %d images from %s; skipped %d unreadable", len(records), root, len(bad))
     return records
+
+
+def extract_dataset_archive(archive: Path, out_dir: Path, splits: Sequence[str] | None, sha256: str | None = None, url: str | None = None) -> list[Path]:
+    """Verify a Two4Two tar (pinned digest, or trusted on first use) and extract its split folders into ``out_dir``."""
+    archive = Path(archive)
+    if not archive.is_file():
+        hint = f"; {manual_hint(url, archive)}" if url else ""
+        raise FileNotFoundError(f"{archive}: Two4Two archive not found{hint}")
+    t0 = time.perf_counter()
+    digest = verify_file(archive, sha256)
+    found = extract_two4two_archive(archive, Path(out_dir), splits)
+    log.info("%s (sha256 %s): %d split folder(s) in %.1f s: %s", archive, digest, len(found), time.perf_counter() - t0, [p.name for p in found])
+    return found
 
 
 def prepare_imagenet(source_path: Path, out_csv: Path, images_dir: Path, n_images: int | None, pattern: str | None = None) -> list[ImageRecord]:
@@ -141,6 +171,13 @@ def convert_simclrv2(tf_index: Path, out_ckpt: Path, width: int, ema: bool = Tru
 SMOKE_SIZE = 64  # side of the fixed images embedded once when a model is prepared (recorded in source.json)
 
 
+def checkpoint_hint(path: Path, source: str, url: str | None) -> str:
+    """What to do about a checkpoint file that is corrupt, truncated, of another format or another version."""
+    fix = "delete it and rerun to download it again" if url else "replace it with the original file"
+    return (f"what to do: the file is truncated, corrupt, or not the {source!r} checkpoint this model entry expects; "
+            f"{fix} (and its {path.name}.sha256 record if the new file is meant to differ), or correct the model's 'source'/'sha256'")
+
+
 def prepare_model(model_cfg: dict[str, Any], checkpoint: Path, out_ckpt: Path, out_info: Path, sha256: str | None = None, url: str | None = None) -> dict[str, Any]:
     """Verify a third-party checkpoint's digest, load it strictly into the common Encoder and save it as ``encoder.pt``.
 
@@ -151,11 +188,14 @@ def prepare_model(model_cfg: dict[str, Any], checkpoint: Path, out_ckpt: Path, o
     source = model_cfg["source"]
     path = Path(checkpoint)
     if not path.is_file():
-        hint = f"; {manual_hint(url, path)}" if url else ""
+        hint = f"; {manual_hint(url, path)}" if url else f"; place the {source} checkpoint there, or set the model's 'url' so it is downloaded"
         raise CheckpointError(f"{path} (format {source}): checkpoint file not found{hint}")
     t0 = time.perf_counter()
-    digest = verify_file(path, sha256)
-    encoder, arch, arch_params = load_pretrained(source, path, **model_cfg)
+    try:
+        digest = verify_file(path, sha256)
+        encoder, arch, arch_params = load_pretrained(source, path, **model_cfg)
+    except CheckpointError as exc:  # ChecksumError too: add what to do
+        raise type(exc)(f"{exc}; {checkpoint_hint(path, source, url)}") from exc
     x = torch.rand((2, 3, SMOKE_SIZE, SMOKE_SIZE), generator=generator(0, "smoke", "prepare_model"))
     with torch.no_grad():
         a = encoder.features(x)
@@ -195,6 +235,41 @@ def compare_reference(scores_csv: Path, reference_csv: Path, reference_model: st
     return long
 
 
+def log_diagnostics(method_key: str, diagnostics: dict[str, Any]) -> None:
+    """One log line with the bad-number counts of a job (a warning when maps/images were affected)."""
+    bad = {k: v for k, v in diagnostics.items() if k in ("nonfinite_maps", "zero_norm_embeddings", "excluded_images", "nonfinite_scores", "nonfinite_curves") and v}
+    log.log(logging.WARNING if bad else logging.INFO, "%s: bad numbers %s", method_key, json.dumps(diagnostics, sort_keys=True))
+
+
+def pairs_provenance(pairs_h5: Path) -> dict[str, Any]:
+    """The settings the stored views were made with (attributes of the pairs file)."""
+    import h5py
+
+    with h5py.File(pairs_h5, "r") as f:
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in sorted(f.attrs.items())}
+
+
+def model_hash(model_ckpt: Path) -> str:
+    """The config hash stored in an encoder checkpoint (else its file's sha256 prefix)."""
+    extra = torch.load(model_ckpt, map_location="cpu", weights_only=True).get("extra", {}) if Path(model_ckpt).is_file() else {}
+    return str(extra.get("config_hash") or sha256_file(model_ckpt)[:16])
+
+
+def load_for_inference(model_ckpt: Path, device: torch.device, speed: dict[str, Any] | None) -> Encoder:
+    """Load an encoder and apply the config's speed settings (``channels_last``, ``autocast``)."""
+    encoder = load_encoder(Path(model_ckpt), device)
+    return encoder.set_speed(**(speed or {}))
+
+
+def resolve_batch_size(batch_size: int | str, encoder: Encoder, image_size: int, device: torch.device) -> int:
+    """``batch_size`` as configured, or with ``auto`` the fastest batch for this encoder and device (timed)."""
+    if batch_size != "auto":
+        return int(batch_size)
+    chosen = choose_batch_size(encoder, image_size, device)
+    log.info("batch_size auto: %d is the fastest plain-forward batch on %s", chosen, device)
+    return chosen
+
+
 def attribute(
     pairs_h5: Path,
     model_ckpt: Path,
@@ -209,19 +284,32 @@ def attribute(
     n_shards: int,
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
+    speed: dict[str, Any] | None = None,
+    index_csv: Path | None = None,
 ) -> None:
-    """Compute one method's maps for one shard of a dataset and store them (HDF5)."""
+    """Compute one method's maps for one shard of a dataset and store them (HDF5).
+
+    Methods registered with ``needs_corpus`` get reference images from the dataset index ``index_csv``.
+    """
     device = resolve_device(device_name)
     spec = get_method(registry_name)
-    encoder = load_encoder(Path(model_ckpt), device)
+    encoder = load_for_inference(Path(model_ckpt), device, speed)
     pairs = read_pairs(Path(pairs_h5), shard_range(count_pairs(Path(pairs_h5)), shard, n_shards))
+    batch_size = resolve_batch_size(batch_size, encoder, pairs.x1.shape[-1], device)
     resolved = spec.resolve_params(params, pairs.x1.shape[-1])
+    corpus = corpus_for(spec.needs_corpus, resolved, index_csv, Path(pairs_h5), seed)
     t0 = time.perf_counter()
-    map1, map2 = compute_attributions(encoder, pairs, spec, resolved, seed, device, batch_size, method_key, progress)
+    map1, map2 = compute_attributions(encoder, pairs, spec, resolved, seed, device, batch_size, method_key, progress, corpus=corpus)
     wall = time.perf_counter() - t0
+    flags = map_diagnostics(map1, map2)
+    diagnostics = {"nonfinite_maps": int(flags["nonfinite"].sum()), "constant_maps": int(flags["constant"].sum()), "maps_with_ties": int(flags["ties"].sum())}
+    log_diagnostics(method_key, diagnostics)
+    pairs_attrs = pairs_provenance(Path(pairs_h5))
     attrs = {
         "method": method_key,
         "registry_method": registry_name,
+        "diagnostics": diagnostics,
+        "config_hash": config_hash({"method": method_key, "registry_method": registry_name, "params": resolved, "seed": seed, "pairs": pairs_attrs, "model": model_hash(Path(model_ckpt))}),
         "pair_family": spec.pair_family,
         "params": resolved,
         "seed": seed,
@@ -249,8 +337,13 @@ def evaluate(
     out_curves: Path,
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
+    speed: dict[str, Any] | None = None,
+    index_csv: Path | None = None,
 ) -> None:
     """Score one shard of maps with the configured metrics; per-image CSV and curves HDF5.
+
+    Methods with ``needs_corpus`` re-run by a metric get the same reference images as in the
+    attribution step (from the dataset index ``index_csv``).
 
     The explained method, its resolved parameters, its config name and the seed come from the
     attribution file's attributes (metrics such as max-sensitivity re-run the method with them).
@@ -258,21 +351,25 @@ def evaluate(
     the NA counts per column are written into the curves HDF5 attributes.
     """
     device = resolve_device(device_name)
-    encoder = load_encoder(Path(model_ckpt), device)
+    encoder = load_for_inference(Path(model_ckpt), device, speed)
     attributions = load_attributions(Path(attributions_h5))
     pairs = read_pairs(Path(pairs_h5), attributions.indices)
     size = pairs.x1.shape[-1]
+    batch_size = resolve_batch_size(batch_size, encoder, size, device)
     specs = [(get_metric(name), get_metric(name).resolve_params(p, size)) for name, p in metrics.items()]
     aattrs = attributions.attrs
     method_key = str(aattrs["method"])
     method_spec = get_method(str(aattrs.get("registry_method", method_key)))
     method_params = dict(aattrs.get("params") or {})
     seed = int(aattrs.get("seed", 0))
+    corpus = corpus_for(method_spec.needs_corpus, method_params, index_csv, Path(pairs_h5), seed)
     timings: dict[str, float] = {}
+    diagnostics: dict[str, Any] = {}
     t0 = time.perf_counter()
     table, curves = score_attributions(
         encoder, pairs, attributions, str(aattrs["pair_family"]), specs, device, batch_size, progress,
         method=method_spec, method_params=method_params, method_key=method_key, seed=seed, timings=timings,
+        diagnostics=diagnostics, corpus=corpus,
     )
     wall = time.perf_counter() - t0
     na = {c: int(table[c].isna().sum()) for c in table.columns if c != "image_id"}
@@ -285,6 +382,8 @@ def evaluate(
         "wall_time_s": wall,
         "metric_wall_time_s": timings,
         "na_counts": na,
+        "diagnostics": diagnostics,
+        "config_hash": config_hash({"metrics": {s.name: p for s, p in specs}, "attributions": str(aattrs.get("config_hash", ""))}),
         "batch_size": batch_size,
         "code_version": code_fingerprint("."),
         **environment(device),
@@ -293,6 +392,7 @@ def evaluate(
     save_scores(table, curves, Path(out_csv), Path(out_curves), attrs)
     for name, sec in timings.items():
         log.info("%s: %s in %.2f s", method_key, name, sec)
+    log_diagnostics(method_key, diagnostics)
     partial = {c: k for c, k in na.items() if 0 < k}
     if partial:
         log.info("NA values per column: %s", partial)
@@ -326,7 +426,14 @@ def aggregate(score_csvs: Sequence[Path], methods: Sequence[str], metric_names: 
     directions = metric_directions(metric_names)
     order = list(dict.fromkeys(methods))
     table = summary_table(per_image, directions, order)
-    write_tables(table, per_image, directions, Path(out_csv), Path(out_md), Path(out_long), title, na=na_counts(per_image, directions, order))
+    shard_attrs = [read_shard_attrs(Path(p)) for p in score_csvs]
+    counts = diagnostic_counts(shard_attrs, list(methods), order)
+    for method, row in counts.iterrows():
+        if row.any():
+            log.info("%s: bad-number counts %s", method, {k: int(v) for k, v in row.items() if v})
+    provenance = table_provenance(shard_attrs, [Path(p) for p in score_csvs], list(methods))
+    write_tables(table, per_image, directions, Path(out_csv), Path(out_md), Path(out_long), title,
+                 na=na_counts(per_image, directions, order), counts=counts, provenance=provenance)
     return table
 
 
@@ -370,3 +477,83 @@ def bars_plot(per_image_csv: Path, metric_names: Sequence[str], out_png: Path, t
     metric_bars(per_image, directions, Path(out_png), title)
     if out_panels is not None:
         metric_panels(per_image, directions, Path(out_panels), title)
+
+
+def feature_visualisation(
+    pairs_h5: Path,
+    model_ckpt: Path,
+    out_h5: Path,
+    out_png: Path,
+    method_key: str,
+    registry_name: str,
+    params: dict[str, Any],
+    seed: int,
+    device_name: str,
+    batch_size: int,
+    n_grid_images: int,
+    provenance: dict[str, Any] | None = None,
+    progress: bool = True,
+    speed: dict[str, Any] | None = None,
+) -> None:
+    """Run an image method (``kind='image'``, e.g. feature visualisation) on every pair; HDF5 + PNG grid.
+
+    HDF5: ``image_id`` [N], ``index`` [N], ``image`` float32 [N, 3, H, W] (dreamed images), ``detail``
+    float32 [N, 3, H, W] (dreamed - initial noise); provenance attributes as attribution files.
+    PNG: the first ``n_grid_images`` rows of dreamed image | condition x2 | detail (clipped to [0, 1]).
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from xai_ssl.h5io import atomic_h5, set_attrs, write_strings
+    from xai_ssl.methods import MethodContext
+    from xai_ssl.plots import dream_grid
+
+    device = resolve_device(device_name)
+    spec = get_method(registry_name)
+    if spec.kind != "image":
+        raise ValueError(f"method {registry_name!r} is a {spec.kind!r} method, not an image method")
+    encoder = load_for_inference(Path(model_ckpt), device, speed)
+    pairs = read_pairs(Path(pairs_h5))
+    x1, x2 = pairs.pair(spec.pair_family)  # [N, 3, H, W] each
+    batch_size = resolve_batch_size(batch_size, encoder, x1.shape[-1], device)
+    resolved = spec.resolve_params(params, x1.shape[-1])
+    runtime = getattr(sys.modules[spec.fn.__module__], "resolve_runtime", None)  # model-dependent nulls, for the record
+    images, details = [], []
+    chunk = max(1, batch_size)
+    t0 = time.perf_counter()
+    for start in tqdm(range(0, x1.shape[0], chunk), desc=method_key, unit="chunk", disable=not progress):
+        ids = pairs.image_ids[start : start + chunk]
+        ctx = MethodContext(device=device, batch_size=batch_size, seeds=[derive_seed(seed, i, method_key) for i in ids])
+        img, det = spec.fn(encoder, x1[start : start + chunk].to(device), x2[start : start + chunk].to(device), resolved, ctx)
+        images.append(img.detach().float().cpu())
+        details.append(det.detach().float().cpu())
+    wall = time.perf_counter() - t0
+    image, detail = torch.cat(images), torch.cat(details)
+    attrs = {
+        "method": method_key,
+        "registry_method": registry_name,
+        "kind": spec.kind,
+        "pair_family": spec.pair_family,
+        "params": resolved,
+        "runtime_params": runtime(encoder, resolved) if runtime else resolved,
+        "seed": seed,
+        "wall_time_s": wall,
+        "batch_size": batch_size,
+        "code_version": code_fingerprint("."),
+        "params_hash": config_hash(resolved),
+        **environment(device),
+        **(provenance or {}),
+    }
+    import numpy as np
+
+    with atomic_h5(Path(out_h5)) as f:
+        write_strings(f, "image_id", list(pairs.image_ids))
+        f.create_dataset("index", data=np.asarray(pairs.indices, dtype=np.int64))
+        f.create_dataset("image", data=image.numpy().astype(np.float32))
+        f.create_dataset("detail", data=detail.numpy().astype(np.float32))
+        set_attrs(f, attrs)
+    n = min(int(n_grid_images), image.shape[0])
+    title = " / ".join(str(v) for v in (provenance or {}).values()) + f" / {method_key}"
+    dream_grid(image[:n], x2[:n].float(), detail[:n], pairs.image_ids[:n], Path(out_png), title)
+    log.info("%s: %d images in %.2f s (%.3f s/image)", method_key, image.shape[0], wall, wall / max(1, image.shape[0]))

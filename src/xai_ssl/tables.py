@@ -2,23 +2,84 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import h5py
+import numpy as np
 import pandas as pd
+
+from xai_ssl.h5io import get_json_attr
+from xai_ssl.provenance import config_hash
+
+log = logging.getLogger(__name__)
 
 
 def read_per_image(paths: Sequence[Path], methods: Sequence[str]) -> pd.DataFrame:
-    """Concatenate per-image CSVs (one or more shards per method); ``methods[i]`` names ``paths[i]``."""
+    """Concatenate per-image CSVs (one or more shards per method); ``methods[i]`` names ``paths[i]``.
+
+    Values that are not finite (inf, -inf, NaN written as text) become NA, so they are counted in
+    ``na_<col>`` and never reach a mean; each such file is logged.
+    """
     if len(paths) != len(methods):
         raise ValueError("read_per_image: one method name per file")
     frames = []
     for path, method in zip(paths, methods):
         df = pd.read_csv(path, na_values=["NA"], keep_default_na=False, dtype={"image_id": str})
+        values = df.drop(columns=["image_id"]).apply(pd.to_numeric, errors="coerce")  # [N, C] floats
+        infinite = int(np.isinf(values.to_numpy(dtype=np.float64)).sum())
+        if infinite:
+            log.warning("%s: %d infinite value(s) read as NA", path, infinite)
+        df[values.columns] = values.where(np.isfinite(values.to_numpy(dtype=np.float64)))
         df.insert(0, "method", method)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+DIAGNOSTIC_COUNTS = ("excluded_images", "nonfinite_maps", "zero_norm_embeddings", "constant_maps", "maps_with_ties")
+
+
+def curves_path(scores_csv: Path) -> Path:
+    """The curves HDF5 written beside a per-image CSV (``shard-0.csv`` -> ``shard-0.curves.h5``)."""
+    scores_csv = Path(scores_csv)
+    return scores_csv.with_name(scores_csv.name.removesuffix(".csv") + ".curves.h5")
+
+
+def read_shard_attrs(scores_csv: Path) -> dict[str, Any]:
+    """Provenance and bad-number counts of one metric shard (attributes of its curves HDF5; {} if absent)."""
+    path = curves_path(scores_csv)
+    if not path.is_file():
+        return {}
+    with h5py.File(path, "r") as f:
+        out = {k: f.attrs[k] for k in ("config_hash", "code_version", "seed") if k in f.attrs}
+        out["diagnostics"] = get_json_attr(f, "diagnostics") if "diagnostics" in f.attrs else {}
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.items()}
+
+
+def diagnostic_counts(shard_attrs: Sequence[dict[str, Any]], methods: Sequence[str], method_order: Sequence[str]) -> pd.DataFrame:
+    """Sum of every bad-number count over a method's shards (rows in ``method_order``)."""
+    rows: dict[str, dict[str, int]] = {}
+    for attrs, method in zip(shard_attrs, methods):
+        row = rows.setdefault(method, dict.fromkeys(DIAGNOSTIC_COUNTS, 0))
+        for k in DIAGNOSTIC_COUNTS:
+            row[k] += int(attrs.get("diagnostics", {}).get(k, 0))
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=list(DIAGNOSTIC_COUNTS))
+    return out.reindex([m for m in method_order if m in out.index])
+
+
+def table_provenance(shard_attrs: Sequence[dict[str, Any]], paths: Sequence[Path], methods: Sequence[str]) -> dict[str, Any]:
+    """Provenance of a summary table: the config hash over its inputs, the code versions and seeds of its shards."""
+    inputs = {str(p): {"method": m, "config_hash": a.get("config_hash"), "code_version": a.get("code_version"), "seed": a.get("seed")} for p, m, a in zip(paths, methods, shard_attrs)}
+    return {
+        "config_hash": config_hash(sorted(str(a.get("config_hash")) for a in shard_attrs)),
+        "code_version": sorted({str(a.get("code_version")) for a in shard_attrs}),
+        "seed": sorted({int(a["seed"]) for a in shard_attrs if a.get("seed") is not None}),
+        "inputs": inputs,
+    }
 
 
 MEDIAN_SUFFIX = "_median"
@@ -98,13 +159,33 @@ def write_tables(
     long_csv: Path,
     title: str,
     na: pd.DataFrame | None = None,
+    counts: pd.DataFrame | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> None:
-    """Write the summary as CSV (with ``na_<col>`` counts when given) and Markdown, and all per-image values as one long CSV."""
-    tmps = [Path(p).with_name(Path(p).name + ".tmp") for p in (csv, md, long_csv)]
+    """Write the summary as CSV (with ``na_<col>`` and bad-number ``counts`` when given) and Markdown, and all per-image values as one long CSV.
+
+    With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
+    beside the CSV (``scores.csv`` -> ``scores.provenance.json``).
+    """
+    outs = [Path(p) for p in (csv, md, long_csv)]
+    if provenance is not None:
+        outs.append(provenance_path(csv))
+    tmps = [p.with_name(p.name + ".tmp") for p in outs]
     for t in tmps:
         t.parent.mkdir(parents=True, exist_ok=True)
-    (table.join(na) if na is not None else table).to_csv(tmps[0], na_rep="NA", float_format="%.6f")
-    tmps[1].write_text(to_markdown(table, directions, title, na), encoding="utf-8")
+    wide = table.join(na) if na is not None else table
+    (wide.join(counts) if counts is not None else wide).to_csv(tmps[0], na_rep="NA", float_format="%.6f")
+    text = to_markdown(table, directions, title, na)
+    if provenance is not None:
+        text += f"\nProvenance: config hash {provenance['config_hash']}, code {', '.join(provenance['code_version'])}, seed {', '.join(map(str, provenance['seed']))}.\n"
+        tmps[3].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmps[1].write_text(text, encoding="utf-8")
     per_image.to_csv(tmps[2], index=False, na_rep="NA", float_format="%.6f")
-    for t, p in zip(tmps, (csv, md, long_csv)):
-        t.replace(p)  # all three written before any is renamed into place
+    for t, p in zip(tmps, outs):
+        t.replace(p)  # all written before any is renamed into place
+
+
+def provenance_path(csv: Path) -> Path:
+    """The JSON provenance beside a summary CSV (``scores.csv`` -> ``scores.provenance.json``)."""
+    csv = Path(csv)
+    return csv.with_name(csv.name.removesuffix(".csv") + ".provenance.json")

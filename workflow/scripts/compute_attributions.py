@@ -21,4 +21,6 @@ with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
         n_shards=p.n_shards,
         provenance={"dataset": w.dataset, "model": w.model},
         progress=p.progress,
+        speed=dict(p.speed),
+        index_csv=snakemake.input.index,  # noqa: F821
     )

@@ -4,4 +4,5 @@ from xai_ssl.logs import job_log
 from xai_ssl.steps import index_dataset
 
 with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    index_dataset(snakemake.params.source, snakemake.params.root, snakemake.output.index)  # noqa: F821
+    p = snakemake.params  # noqa: F821
+    index_dataset(p.source, p.root, snakemake.output.index, p.on_bad_image, snakemake.output.skipped)  # noqa: F821

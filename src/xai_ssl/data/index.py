@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from xai_ssl.data.io import load_mask, load_rgb
 from xai_ssl.data.records import DataError, ImageRecord
 
 INDEX_COLUMNS: tuple[str, ...] = ("image_id", "path", "mask_path", "label", "split")
@@ -79,3 +80,57 @@ def select_records(
         raise ValueError(f"n_images must be >= 0 or None, got {n_images}")
     kept = [r for r in records if split is None or r.split == split]
     return kept if n_images is None else kept[:n_images]
+
+
+ON_BAD_IMAGE = ("skip", "stop")
+SKIPPED_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason")
+
+
+def skipped_report_path(index_csv: Path | str) -> Path:
+    """The report of skipped images next to an index: ``index.csv`` -> ``index.skipped.csv``."""
+    index_csv = Path(index_csv)
+    return index_csv.with_name(index_csv.stem + ".skipped.csv")
+
+
+def check_record(record: ImageRecord) -> None:
+    """Decode a record's image (and mask) fully; raise DataError naming the file and the reason."""
+    load_rgb(record.path)
+    if record.mask_path is not None:
+        load_mask(record.mask_path)
+
+
+def screen_records(
+    records: list[ImageRecord], on_bad_image: str = "stop"
+) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
+    """Split records into readable ones and (record, reason) of unreadable ones.
+
+    ``stop``: the first unreadable image raises DataError (file name and reason);
+    ``skip``: unreadable images are returned with their reasons and left out of the first list.
+    """
+    if on_bad_image not in ON_BAD_IMAGE:
+        raise ValueError(f"on_bad_image must be one of {list(ON_BAD_IMAGE)}, got {on_bad_image!r}")
+    good: list[ImageRecord] = []
+    bad: list[tuple[ImageRecord, str]] = []
+    for record in records:
+        try:
+            check_record(record)
+        except DataError as exc:
+            if on_bad_image == "stop":
+                raise DataError(f"{exc} (datasets.<name>.on_bad_image: stop; set it to 'skip' to leave such files out)") from exc
+            bad.append((record, str(exc)))
+            continue
+        good.append(record)
+    return good, bad
+
+
+def write_skipped(bad: list[tuple[ImageRecord, str]], path: Path | str) -> None:
+    """Write the skipped images and their reasons as CSV (header only when none), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(SKIPPED_COLUMNS)
+        for record, reason in bad:
+            writer.writerow([record.image_id, str(record.path), reason])
+    os.replace(tmp, path)

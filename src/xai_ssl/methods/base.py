@@ -19,6 +19,8 @@ class MethodContext:
     batch_size: int = 32
     seeds: list[int] = field(default_factory=list)  # one per image of the batch
     progress: bool = False
+    image_ids: list[str] = field(default_factory=list)  # ids of the batch's images (corpus methods exclude them)
+    corpus: Any = None  # xai_ssl.corpus.Corpus (reference images) for methods registered with needs_corpus
 
 
 class MethodFn(Protocol):
@@ -39,6 +41,8 @@ class MethodSpec:
     defaults: dict[str, Any]
     n_maps: int = 2
     cost: str = ""
+    kind: str = "map"  # "map": attributed and scored; "image": produces images (feature visualisation), not scored
+    needs_corpus: bool = False  # True: ctx.corpus must hold reference images (COCOA corpus, VDSN / embedded Grad-CAM database)
 
     def resolve_params(self, params: dict[str, Any] | None, image_size: int) -> dict[str, Any]:
         """Defaults overridden by ``params``; unknown keys are refused."""
@@ -56,14 +60,20 @@ SCALERS: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {}
 
 
 def register_method(
-    name: str, pair_family: str, defaults: dict[str, Any] | None = None, n_maps: int = 2, cost: str = ""
+    name: str,
+    pair_family: str,
+    defaults: dict[str, Any] | None = None,
+    n_maps: int = 2,
+    cost: str = "",
+    kind: str = "map",
+    needs_corpus: bool = False,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: add a method function to the registry under ``name``."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
-        METHOD_REGISTRY[name] = MethodSpec(name, fn, pair_family, dict(defaults or {}), n_maps, cost)
+        METHOD_REGISTRY[name] = MethodSpec(name, fn, pair_family, dict(defaults or {}), n_maps, cost, kind, needs_corpus)
         return fn
 
     return wrap
@@ -85,3 +95,8 @@ def embed_batched(encoder: Encoder, x: torch.Tensor, batch_size: int) -> torch.T
     """Embeddings [N, D] of images [N, 3, H, W], ``batch_size`` at a time, without gradients."""
     with torch.inference_mode():
         return torch.cat([encoder(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def sub_context(ctx: MethodContext, seeds: list[int], image_ids: list[str]) -> MethodContext:
+    """A MethodContext for re-running a method inside a metric: same device, batch size and corpus; new seeds."""
+    return MethodContext(device=ctx.device, batch_size=ctx.batch_size, seeds=seeds, progress=False, image_ids=list(image_ids), corpus=ctx.corpus)

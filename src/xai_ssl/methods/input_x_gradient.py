@@ -1,4 +1,4 @@
-"""Input x gradient of the similarity (Sammani et al. §3.6), in model-input space."""
+"""Input x gradient of the similarity (Sammani et al. §3.6), in model-input space, and its guided "(G)" variant."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from typing import Any
 import torch
 
 from xai_ssl.methods.base import MethodContext, cosine, register_method
+from xai_ssl.methods.guided import guided_relu
 from xai_ssl.models.encoder import Encoder
 
 
-def input_gradients(encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients dcos(f(x1), f(x2))/dx_k in pixel space, both [B, 3, H, W] (one backward)."""
-    with torch.enable_grad():
+def input_gradients(
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, guided: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients dcos(f(x1), f(x2))/dx_k in pixel space, both [B, 3, H, W] (one backward; guided ReLUs if asked)."""
+    with torch.enable_grad(), guided_relu(encoder, enabled=guided):
         x1 = x1.detach().requires_grad_(True)
         x2 = x2.detach().requires_grad_(True)
         score = cosine(encoder(x1), encoder(x2))  # [B]
@@ -25,11 +28,17 @@ def times_input(encoder: Encoder, x: torch.Tensor, grad: torch.Tensor) -> torch.
 
 
 @register_method(
-    "input_x_gradient", pair_family="interpolation", defaults={}, cost="2 forwards + 1 backward"
+    "input_x_gradient_g",
+    pair_family="interpolation",
+    defaults={"guided": True},
+    cost="2 forwards + 1 backward (guided ReLUs)",
+)
+@register_method(
+    "input_x_gradient", pair_family="interpolation", defaults={"guided": False}, cost="2 forwards + 1 backward"
 )
 def input_x_gradient(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """S_k = max_c |x_k ⊙ ∂cos/∂x_k| (both maps [B, H, W] from one backward)."""
-    g1, g2 = input_gradients(encoder, x1, x2)
+    """S_k = max_c |x_k ⊙ ∂cos/∂x_k| (both maps [B, H, W] from one backward); guided backprop if params['guided']."""
+    g1, g2 = input_gradients(encoder, x1, x2, guided=bool(params.get("guided", False)))
     return times_input(encoder, x1, g1), times_input(encoder, x2, g2)

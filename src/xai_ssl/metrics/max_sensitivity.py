@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xai_ssl.methods.base import MethodContext
+from xai_ssl.methods.base import MethodContext, sub_context
 from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric, require_method
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import derive_seed, generator
@@ -80,7 +80,7 @@ def noisy_maps(
     for s in range(0, delta.shape[0], chunk):
         d = delta[s : s + chunk]
         seeds = [derive_seed(ctx.seed, ctx.image_ids[b], ctx.method_key or spec.name, "max_sensitivity", s + i) for i in range(d.shape[0])]
-        mctx = MethodContext(device=ctx.device, batch_size=ctx.batch_size, seeds=seeds, progress=False)
+        mctx = sub_context(ctx, seeds, [ctx.image_ids[b]] * d.shape[0])  # keeps ctx.corpus
         m1, m2 = spec.fn(encoder, x1[None] + d, x2[None] + d, params, mctx)
         out1.append(m1.detach())
         if m2 is not None:

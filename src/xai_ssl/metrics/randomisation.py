@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xai_ssl.methods.base import MethodContext
+from xai_ssl.methods.base import MethodContext, sub_context
 from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric, require_method
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import derive_seed
@@ -156,7 +156,7 @@ def model_randomisation(
         if key not in mctx.cache:
             mctx.cache[key] = randomised_encoder(encoder, k, mctx.seed)
         rand_enc = mctx.cache[key]
-        mc = MethodContext(device=mctx.device, batch_size=mctx.batch_size, seeds=seeds, progress=False)
+        mc = sub_context(mctx, seeds, [mctx.image_ids[b] for b in chosen])  # keeps ctx.corpus
         new = mctx.method.fn(rand_enc, x1[sel], x2[sel], mctx.method_params, mc)
         for j, b in enumerate(chosen):
             r = float(np.mean([spearman(ref[b], m[j]) for ref, m in zip(refs, new)]))

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from xai_ssl.augment import simclr_augment
+from xai_ssl.augment import AUGMENTATIONS
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import derive_seed
 
@@ -19,7 +19,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SimCLRParams:
-    """Training hyper-parameters (config ``models.<name>.training``)."""
+    """Training hyper-parameters (config ``models.<name>.training``).
+
+    ``optimizer`` adam (default) or sgd (with ``momentum``; the survey: lr 0.07, momentum 0.9, weight decay
+    5e-4); ``augment`` the view preset (``simclr``: crop, flip, colour jitter, greyscale, blur; ``survey``:
+    crop, +90 degree rotation, h/v flips, blur, no colour — ``methods-survey.md`` §6); the learning rate
+    follows a cosine over ``lr_schedule_epochs`` epochs (null = the training length), stepped per batch.
+    The survey's ``CosineAnnealingLR(T_max=500)`` over ~200 epochs is ``lr_schedule_epochs: 500`` (its
+    restarts at every Kaggle session are not reproduced).
+    """
 
     epochs: int = 10
     batch_size: int = 128
@@ -27,6 +35,10 @@ class SimCLRParams:
     weight_decay: float = 1e-6
     temperature: float = 0.5
     crop_scale: tuple[float, float] = (0.2, 1.0)
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    augment: str = "simclr"
+    lr_schedule_epochs: int | None = None
 
 
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -39,9 +51,20 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torc
     return F.cross_entropy(logits, targets)
 
 
-def _views(images: torch.Tensor, g: torch.Generator, scale: tuple[float, float]) -> torch.Tensor:
+def _views(images: torch.Tensor, g: torch.Generator, scale: tuple[float, float], augment: str = "simclr") -> torch.Tensor:
+    """One augmented view per image [B, 3, S, S] with the named preset."""
     size = images.shape[-1]
-    return torch.stack([simclr_augment(img, size, g, scale=scale) for img in images])
+    fn = AUGMENTATIONS[augment]
+    return torch.stack([fn(img, size, g, scale=scale) for img in images])
+
+
+def make_optimizer(params: SimCLRParams, weights: object) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum, with the configured learning rate and weight decay."""
+    if params.optimizer == "adam":
+        return torch.optim.Adam(weights, lr=params.lr, weight_decay=params.weight_decay)  # type: ignore[arg-type]
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(weights, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)  # type: ignore[arg-type]
+    raise ValueError(f"unknown optimizer {params.optimizer!r}; accepted: ['adam', 'sgd']")
 
 
 def train_simclr(
@@ -57,12 +80,15 @@ def train_simclr(
     batch = min(params.batch_size, n)
     if batch < 2:
         raise ValueError(f"SimCLR needs at least 2 training images per batch, got {n} images")
+    if params.augment not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation preset {params.augment!r}; accepted: {sorted(AUGMENTATIONS)}")
     torch.manual_seed(derive_seed(seed, "init"))
     encoder.to(device).train()
-    opt = torch.optim.Adam(encoder.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    opt = make_optimizer(params, encoder.parameters())
     steps_per_epoch = n // batch
     total = params.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / max(total, 1))))
+    period = (params.lr_schedule_epochs or params.epochs) * steps_per_epoch  # cosine period in steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, period) / max(period, 1))))
     g = torch.Generator().manual_seed(derive_seed(seed, "simclr-augment"))
     history: list[dict[str, float]] = []
     bar = tqdm(total=total, desc="SimCLR training", unit="step", disable=not progress)
@@ -71,8 +97,8 @@ def train_simclr(
         losses = []
         for step in range(steps_per_epoch):
             idx = perm[step * batch : (step + 1) * batch]
-            v1 = _views(images[idx], g, params.crop_scale).to(device)  # [B, 3, H, W]
-            v2 = _views(images[idx], g, params.crop_scale).to(device)
+            v1 = _views(images[idx], g, params.crop_scale, params.augment).to(device)  # [B, 3, H, W]
+            v2 = _views(images[idx], g, params.crop_scale, params.augment).to(device)
             loss = nt_xent_loss(encoder(v1), encoder(v2), params.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,99 @@
+"""Interrupted runs: a SIGKILL mid-write leaves no file accepted as complete; a rerun finishes only the missing jobs
+and gives the tables of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from workflow_runner import planned_jobs, snakemake
+
+from xai_ssl.attribution import load_attributions
+
+pytestmark = pytest.mark.integration
+
+REDONE = ("results/attributions", "results/metrics", "results/tables", "results/figures")
+
+
+def test_sigkill_inside_an_atomic_write_leaves_no_output(tmp_path: Path) -> None:
+    """A process killed while writing an HDF5 output leaves only ``<name>.tmp``; the next write replaces it."""
+    out = tmp_path / "maps.h5"
+    code = textwrap.dedent(
+        f"""
+        import os, signal, numpy as np
+        from xai_ssl.h5io import atomic_h5
+        with atomic_h5({str(out)!r}) as f:
+            f.create_dataset("map1", data=np.ones((4, 8, 8), np.float32))
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists() and out.with_name("maps.h5.tmp").exists()
+    from xai_ssl.h5io import atomic_h5
+
+    with atomic_h5(out) as f:
+        f.create_dataset("map1", data=[1.0])
+    assert not out.with_name("maps.h5.tmp").exists()
+    with h5py.File(out, "r") as f:
+        assert list(f) == ["map1"]
+
+
+def popen_snakemake(work: Path, code: Path) -> subprocess.Popen:
+    """Start snakemake (2 cores) in its own process group, as ``workflow_runner.snakemake`` runs it."""
+    env = {**os.environ, "PYTHONPATH": str(code / "src"), "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(work), "--cores", "2"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+
+
+def test_killed_run_resumes_to_the_same_tables(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """Kill a real run (SIGKILL to snakemake and its jobs) while attribution jobs run; rerun; compare with the session's run."""
+    ref, code = tiny_run
+    work = tmp_path / "work"
+    shutil.copytree(ref, work, symlinks=True)
+    for rel in REDONE:  # keep data, pairs and model (and the run metadata): redo the explanation stages
+        shutil.rmtree(work / rel)
+    planned = planned_jobs(snakemake(work, code, "--dry-run"))
+    assert planned.get("compute_attributions") == 6 and "train_model" not in planned and "make_pairs" not in planned
+
+    proc = popen_snakemake(work, code)
+    logs = work / "logs" / "compute_attributions"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = list((work / "results" / "attributions").rglob("*.h5")) if (work / "results" / "attributions").exists() else []
+            if done and logs.exists() and len(list(logs.rglob("*.log"))) > len(done):  # one finished, another running
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+    # every output present is complete (atomic rename); partial writes can only be *.tmp files
+    for path in (work / "results").rglob("*.h5"):
+        with h5py.File(path, "r") as f:
+            assert len(f.keys()) > 0, path
+    for path in (work / "results" / "attributions").rglob("*.h5"):
+        assert len(load_attributions(path).image_ids) > 0
+    remaining = planned_jobs(snakemake(work, code, "--dry-run"))
+    assert 0 < remaining["compute_attributions"] < 6  # only the missing ones
+    assert remaining["compute_metrics"] == 6 and remaining["aggregate_tables"] == 1
+
+    snakemake(work, code)  # the rerun (the workflow profile sets rerun-incomplete)
+    assert not list((work / "results").rglob("*.tmp")), "temporary files left behind"
+    for rel in ("per_image.csv", "scores.csv", "scores.md", "scores.provenance.json"):
+        got = (work / "results/tables/tiny/tiny_simclr" / rel).read_text()
+        want = (ref / "results/tables/tiny/tiny_simclr" / rel).read_text()
+        assert got == want, rel
+    assert planned_jobs(snakemake(work, code, "--dry-run")) == {}
