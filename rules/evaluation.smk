@@ -45,6 +45,7 @@ rule aggregate_tables:
         ),
         md="results/tables/{dataset}/{model}/scores.md",
         long="results/tables/{dataset}/{model}/per_image.csv",
+        provenance="results/tables/{dataset}/{model}/scores.provenance.json",  # written beside scores.csv
     params:
         methods=shard_methods,
         metrics=METRICS,

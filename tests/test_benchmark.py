@@ -70,3 +70,27 @@ def test_benchmark_command_writes_tables(tmp_path) -> None:
     checks = [r["check"] for r in rows if r["check"].startswith("max")]
     assert checks and all(float(c.rsplit("=", 1)[1]) < 1e-4 for c in checks)
     assert "batch_size" in (tmp_path / "benchmark-cpu.md").read_text()
+
+
+def test_channels_last_same_embeddings_and_autocast_refused_on_cpu() -> None:
+    from xai_ssl.models.small_resnet import build_small_resnet
+
+    torch.manual_seed(0)
+    e = build_small_resnet(width=8, embedding_dim=16, hidden_dim=32).eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.inference_mode():
+        ref = e(x)
+        fast = e.set_speed(channels_last=True)(x)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="CUDA"):
+        e.set_speed(autocast="bfloat16")
+    with pytest.raises(ValueError, match="not one of"):
+        e.set_speed(autocast="half")
+
+
+def test_steps_resolve_auto_batch_size() -> None:
+    from xai_ssl.steps import resolve_batch_size
+
+    e = bm.build_model("small_resnet", torch.device("cpu"), channels_last=False, autocast="none")
+    assert resolve_batch_size(12, e, 32, torch.device("cpu")) == 12
+    assert resolve_batch_size("auto", e, 16, torch.device("cpu")) in (1, 2, 4, 8, 16, 32, 64)

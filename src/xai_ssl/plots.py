@@ -36,28 +36,33 @@ def attribution_grid(
     image_ids: Sequence[str],
     path: Path,
 ) -> None:
-    """Rows = images; columns = view 1, view 2, then each method's maps over its own pair."""
+    """Rows = the two views, then one row per method; columns = (view 1, view 2) of each image.
+
+    Each method's maps are drawn over its own pair (crop_aug or interpolation); single-map methods
+    leave the second view without overlay.
+    """
     n = len(image_ids)
     names = list(method_maps)
-    ncols = 2 + 2 * len(names)
-    fig, axes = plt.subplots(n, ncols, figsize=(1.6 * ncols, 1.7 * n + 0.4), squeeze=False)
+    ncols, nrows = 2 * n, 1 + len(names)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols + 1.2, 1.5 * nrows + 0.4), squeeze=False)
     for r in range(n):
         x1, x2 = views[r]
         size = x1.shape[-1]
-        axes[r, 0].imshow(_image(x1))
-        axes[r, 1].imshow(_image(x2))
-        axes[r, 0].set_ylabel(image_ids[r][:12], fontsize=7)
+        axes[0, 2 * r].imshow(_image(x1))
+        axes[0, 2 * r + 1].imshow(_image(x2))
+        axes[0, 2 * r].set_title(f"{image_ids[r][:12]}\nview 1", fontsize=7)
+        axes[0, 2 * r + 1].set_title("view 2", fontsize=7)
         for j, name in enumerate(names):
             a, b = method_views[name]
             m1, m2 = method_maps[name]
             for k, (img, m) in enumerate(((a[r], m1[r]), (b[r], None if m2 is None else m2[r]))):
-                ax = axes[r, 2 + 2 * j + k]
+                ax = axes[1 + j, 2 * r + k]
                 ax.imshow(_image(img))
                 if m is not None:
                     ax.imshow(_normalised_map(m, size), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-    titles = ["view 1", "view 2"] + [f"{n_}\n{v}" for n_ in names for v in ("view 1", "view 2")]
-    for c, t in enumerate(titles):
-        axes[0, c].set_title(t, fontsize=7)
+    axes[0, 0].set_ylabel("images", fontsize=8)
+    for j, name in enumerate(names):
+        axes[1 + j, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
