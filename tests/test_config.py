@@ -159,3 +159,25 @@ def test_unknown_metric_in_run(cfg: dict[str, Any]) -> None:
 def test_run_names_must_be_defined(cfg: dict[str, Any]) -> None:
     cfg["run"]["datasets"].append("imagenet_val")
     raises(cfg, "run.datasets", "imagenet_val", "accepted", first(cfg["datasets"]))
+
+
+def test_model_params_name_a_configured_model(cfg: dict[str, Any]) -> None:
+    cfg["methods"]["gradcam"] = {"model_params": {"no_such_model": {}}}
+    raises(cfg, "methods.gradcam.model_params.no_such_model", "accepted")
+
+
+def test_model_params_are_checked_like_params(cfg: dict[str, Any]) -> None:
+    model = next(iter(cfg["models"]))
+    cfg["methods"]["gradcam"] = {"model_params": {model: {"epochs": 3}}}
+    raises(cfg, f"methods.gradcam.model_params.{model}", "unknown parameter")
+
+
+def test_autocast_refused_on_cpu(cfg: dict[str, Any]) -> None:
+    cfg["device"] = "cpu"
+    cfg["autocast"] = "bfloat16"
+    raises(cfg, "autocast", "none")
+
+
+def test_batch_size_auto_accepted(cfg: dict[str, Any]) -> None:
+    cfg["batch_size"] = "auto"
+    assert validate_config(cfg)["batch_size"] == "auto"

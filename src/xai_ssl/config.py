@@ -41,6 +41,18 @@ def _key(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def _alternative(schema: dict[str, Any]) -> str:
+    """One branch of a oneOf/anyOf in words, e.g. 'an integer >= 1' or "'auto'"."""
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + str(schema["enum"])
+    text = f"a value of type {schema.get('type', 'any')}"
+    if "minimum" in schema:
+        text += f" >= {schema['minimum']}"
+    return text
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     msg = f"config key '{_key(error.absolute_path)}': {error.message}"
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -48,6 +60,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         msg += f"; accepted keys: {sorted(schema['properties'])}"
     if error.validator == "required" and "properties" in schema:
         msg += f"; keys of this section: {sorted(schema['properties'])}"
+    if error.validator in ("oneOf", "anyOf"):
+        msg += "; accepted: " + " or ".join(_alternative(alt) for alt in error.validator_value)
     if error.validator == "propertyNames":
         msg += " (names are lower-case snake_case)"
     if "description" in schema and error.validator != "additionalProperties":
@@ -189,11 +203,22 @@ def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
         reg = method_registry_name(config, name)
         if reg not in METHOD_REGISTRY:
             raise ConfigError(f"config key 'methods.{name}.method': unknown method {reg!r}; accepted: {sorted(METHOD_REGISTRY)}")
+        entry = config["methods"][name]
+        for model, override in entry.get("model_params", {}).items():
+            if model not in config["models"]:
+                raise ConfigError(f"config key 'methods.{name}.model_params.{model}': not a model; accepted: {sorted(config['models'])}")
+            for size in sizes:
+                try:
+                    METHOD_REGISTRY[reg].resolve_params({**entry["params"], **override}, size)
+                except (KeyError, ValueError) as exc:
+                    raise ConfigError(f"config key 'methods.{name}.model_params.{model}': {exc.args[0]}") from exc
         for size in sizes:
             try:
-                METHOD_REGISTRY[reg].resolve_params(config["methods"][name]["params"], size)
+                METHOD_REGISTRY[reg].resolve_params(entry["params"], size)
             except (KeyError, ValueError) as exc:
                 raise ConfigError(f"config key 'methods.{name}.params': {exc.args[0]}") from exc
+    if config.get("autocast", "none") != "none" and config.get("device") == "cpu":
+        raise ConfigError(f"config key 'autocast': {config['autocast']!r} needs CUDA, but device is 'cpu'; accepted on CPU: 'none'")
     for name in run["metrics"]:
         if name not in METRIC_REGISTRY:
             raise ConfigError(f"config key 'run.metrics': unknown metric {name!r}; accepted: {sorted(METRIC_REGISTRY)}")

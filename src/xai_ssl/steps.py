@@ -35,7 +35,6 @@ from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
 from xai_ssl.models.simclrv2 import convert_tf_checkpoint
 from xai_ssl.pairs import count_pairs, read_pairs, shard_range, write_pairs
-from xai_ssl.plots import attribution_grid, curves_figure, loss_curve, metric_bars, metric_panels
 from xai_ssl.provenance import code_fingerprint, config_hash, environment
 from xai_ssl.reference import write_comparison
 from xai_ssl.seeding import generator
@@ -149,7 +148,7 @@ def train_model(
                  extra={"history": history, "seed": seed, "wall_time_s": wall, "config_hash": config_hash(model_cfg), **environment(device)})
     df = pd.DataFrame(history)
     df.to_csv(out_history, index=False)
-    loss_curve(df, Path(out_figure), title=f"SimCLR training ({len(records)} images, {wall:.0f} s)")
+    _plots().loss_curve(df, Path(out_figure), title=f"SimCLR training ({len(records)} images, {wall:.0f} s)")
     log.info("trained in %.1f s; final loss %.4f", wall, history[-1]["loss"])
 
 
@@ -253,6 +252,13 @@ def model_hash(model_ckpt: Path) -> str:
     """The config hash stored in an encoder checkpoint (else its file's sha256 prefix)."""
     extra = torch.load(model_ckpt, map_location="cpu", weights_only=True).get("extra", {}) if Path(model_ckpt).is_file() else {}
     return str(extra.get("config_hash") or sha256_file(model_ckpt)[:16])
+
+
+def _plots() -> Any:
+    """The plotting module, imported only by figure steps (matplotlib/seaborn cost ~1.5 s per compute job)."""
+    from xai_ssl import plots
+
+    return plots
 
 
 def load_for_inference(model_ckpt: Path, device: torch.device, speed: dict[str, Any] | None) -> Encoder:
@@ -449,7 +455,7 @@ def grid_figure(pairs_h5: Path, attribution_files: dict[str, Sequence[Path]], n_
         maps[method] = (m1, m2)
         a, b = pairs.pair(str(parts[0].attrs["pair_family"]))
         views[method] = (a[:n], b[:n])
-    attribution_grid([(pairs.x1[i], pairs.x2[i]) for i in range(n)], views, maps, pairs.image_ids[:n], Path(out_png))
+    _plots().attribution_grid([(pairs.x1[i], pairs.x2[i]) for i in range(n)], views, maps, pairs.image_ids[:n], Path(out_png))
 
 
 def curves_plot(curve_files: dict[str, Sequence[Path]], out_png: Path, title: str) -> None:
@@ -466,7 +472,7 @@ def curves_plot(curve_files: dict[str, Sequence[Path]], out_png: Path, title: st
                     if k != "image_id":
                         merged.setdefault(k, []).append(f[k][()])
         curves[method] = {k: np.concatenate(v) for k, v in merged.items()}
-    curves_figure(curves, Path(out_png), title)
+    _plots().curves_figure(curves, Path(out_png), title)
 
 
 def bars_plot(per_image_csv: Path, metric_names: Sequence[str], out_png: Path, title: str, out_panels: Path | None = None) -> None:
@@ -474,9 +480,9 @@ def bars_plot(per_image_csv: Path, metric_names: Sequence[str], out_png: Path, t
     with ``out_panels`` also one panel per metric (own y-axis) in one faceted figure."""
     per_image = pd.read_csv(per_image_csv, na_values=["NA"], keep_default_na=False)
     directions = metric_directions(metric_names)
-    metric_bars(per_image, directions, Path(out_png), title)
+    _plots().metric_bars(per_image, directions, Path(out_png), title)
     if out_panels is not None:
-        metric_panels(per_image, directions, Path(out_panels), title)
+        _plots().metric_panels(per_image, directions, Path(out_panels), title)
 
 
 def feature_visualisation(
