@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -10,19 +11,23 @@ from xai_ssl.methods.base import MethodContext, SCALERS, cosine, register_method
 from xai_ssl.models.encoder import Encoder
 
 
-def _scale(params: dict[str, Any], size: int) -> dict[str, Any]:
-    """Window 64 / stride 8 at 224 px, scaled to the image size when left at null."""
-    out = dict(params)
-    if out["window"] is None:
-        out["window"] = max(1, int(round(64 * size / 224)))
-    if out["stride"] is None:
-        out["stride"] = max(1, int(round(8 * size / 224)))
-    if out["window"] > size:
-        raise ValueError(f"conditional_occlusion: window {out['window']} is larger than the image ({size} px)")
-    return out
+def window_scaler(method: str) -> Callable[[dict[str, Any], int], dict[str, Any]]:
+    """A scaler for occlusion methods: window 64 / stride 8 at 224 px, scaled to the image size when left at null."""
+
+    def scale(params: dict[str, Any], size: int) -> dict[str, Any]:
+        out = dict(params)
+        if out["window"] is None:
+            out["window"] = max(1, int(round(64 * size / 224)))
+        if out["stride"] is None:
+            out["stride"] = max(1, int(round(8 * size / 224)))
+        if out["window"] > size:
+            raise ValueError(f"{method}: window {out['window']} is larger than the image ({size} px)")
+        return out
+
+    return scale
 
 
-SCALERS["conditional_occlusion"] = _scale
+SCALERS["conditional_occlusion"] = window_scaler("conditional_occlusion")
 
 
 def occlusion_masks(size: int, window: int, stride: int, device: torch.device) -> torch.Tensor:

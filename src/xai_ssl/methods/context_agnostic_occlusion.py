@@ -7,23 +7,11 @@ from typing import Any
 import torch
 
 from xai_ssl.methods.base import MethodContext, SCALERS, cosine, register_method
-from xai_ssl.methods.conditional_occlusion import occlusion_masks
+from xai_ssl.methods.conditional_occlusion import occlusion_masks, window_scaler
 from xai_ssl.models.encoder import Encoder
 
 
-def _scale(params: dict[str, Any], size: int) -> dict[str, Any]:
-    """Window 64 / stride 8 at 224 px, scaled to the image size when left at null."""
-    out = dict(params)
-    if out["window"] is None:
-        out["window"] = max(1, int(round(64 * size / 224)))
-    if out["stride"] is None:
-        out["stride"] = max(1, int(round(8 * size / 224)))
-    if out["window"] > size:
-        raise ValueError(f"context_agnostic_occlusion: window {out['window']} is larger than the image ({size} px)")
-    return out
-
-
-SCALERS["context_agnostic_occlusion"] = _scale
+SCALERS["context_agnostic_occlusion"] = window_scaler("context_agnostic_occlusion")
 
 
 def minmax(m: torch.Tensor) -> torch.Tensor:
