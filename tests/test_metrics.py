@@ -164,14 +164,18 @@ def test_curves_match_reference_loop(batch_size: int) -> None:
     assert np.ptp(ref) > 1e-3  # a curve that actually moves
 
 
-def test_metric_function_matches_reference_loop() -> None:
-    """The whole insertion_deletion metric (2 images, maps at a coarser size) against the reference loops."""
+@pytest.mark.parametrize("batch_size", [4, 5])
+def test_metric_function_matches_reference_loop(batch_size: int) -> None:
+    """The whole insertion_deletion metric (2 images, maps at a coarser size) against the reference loops.
+
+    Batch 5 does not divide the 16 points of a curve: batches straddle curves and images.
+    """
     enc = tiny_encoder()
     size, pps, k, sigma = 12, 10, 5, 2.0
     x1, x2 = rand(2, 3, size, size, seed=5), rand(2, 3, size, size, seed=6)
     map1, map2 = rand(2, 4, 4, seed=7), rand(2, 4, 4, seed=8)
     params = ID.resolve_params({"pixels_per_step": pps, "blur_kernel": k, "blur_sigma": sigma}, size)
-    scores, curves = ID.fn(enc, x1, x2, map1, map2, params, ctx(4))
+    scores, curves = ID.fn(enc, x1, x2, map1, map2, params, ctx(batch_size))
     fill = enc.baseline_pixel[0].expand_as(x1[0])
     for b in range(2):
         up1 = F.interpolate(map1[b][None, None].float(), size=(size, size), mode="bilinear", align_corners=False)[0, 0]
@@ -191,6 +195,26 @@ def test_metric_function_matches_reference_loop() -> None:
             assert scores[name][b] == pytest.approx(trapezoid_auc(c), abs=1e-9)
         assert scores["CI"][b] == pytest.approx((scores["CI_1"][b] + scores["CI_2"][b]) / 2)
         assert scores["CD"][b] == pytest.approx((scores["CD_1"][b] + scores["CD_2"][b]) / 2)
+
+
+def test_curve_batches_are_full_but_the_last() -> None:
+    """All curve images of a chunk form one stream: every forward but the last has ``batch_size`` images."""
+    enc = tiny_encoder()
+    sizes: list[int] = []
+    forward = enc.forward
+
+    def counting(x: torch.Tensor) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        return forward(x)
+
+    enc.forward = counting  # type: ignore[method-assign]
+    size, pps = 12, 10  # 16 points per curve, 8 curve sources per image
+    x1, x2 = rand(3, 3, size, size, seed=11), rand(3, 3, size, size, seed=12)
+    params = ID.resolve_params({"pixels_per_step": pps, "blur_kernel": 3, "blur_sigma": 1.0}, size)
+    ID.fn(enc, x1, x2, rand(3, 4, 4, seed=13), rand(3, 4, 4, seed=14), params, ctx(7))
+    curve_batches = sizes[2:]  # after the two condition forwards
+    assert sum(curve_batches) == 3 * 8 * 16
+    assert all(s == 7 for s in curve_batches[:-1]) and 1 <= curve_batches[-1] <= 7
 
 
 def test_curve_endpoints_and_length() -> None:

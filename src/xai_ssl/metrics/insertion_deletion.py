@@ -69,14 +69,43 @@ def step_images(start: torch.Tensor, target: torch.Tensor, ranks: torch.Tensor, 
 
 
 @torch.inference_mode()
+def embed_step_stream(
+    encoder: Encoder, sources: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], total: int, pps: int, batch_size: int
+) -> list[torch.Tensor]:
+    """Embeddings of steps 0..total of every (start, target, ranks) source, in full batches across sources -> [total+1, D] each.
+
+    The steps of all sources form one stream cut into batches of ``batch_size`` images, so a batch may
+    hold the last steps of one curve and the first of the next: only the very last batch is partial.
+    """
+    per = total + 1
+    n_items = len(sources) * per
+    device = sources[0][0].device
+    pieces: list[list[torch.Tensor]] = [[] for _ in sources]
+    for lo in range(0, n_items, batch_size):
+        hi = min(lo + batch_size, n_items)
+        runs = []  # (source index, step range) of the curves this batch touches
+        i = lo
+        while i < hi:
+            src, step = divmod(i, per)
+            end = min(hi, (src + 1) * per)
+            runs.append((src, torch.arange(step, step + end - i, device=device)))
+            i = end
+        imgs = torch.cat([step_images(*sources[src], steps, pps) for src, steps in runs])  # [<=batch_size, 3, H, W]
+        z = encoder(imgs)  # [<=batch_size, D]
+        offset = 0
+        for src, steps in runs:
+            pieces[src].append(z[offset : offset + len(steps)])
+            offset += len(steps)
+    return [torch.cat(p) for p in pieces]
+
+
+@torch.inference_mode()
 def conditional_curve(
     encoder: Encoder, start: torch.Tensor, target: torch.Tensor, ranks: torch.Tensor, z_cond: torch.Tensor, pps: int, batch_size: int
 ) -> torch.Tensor:
     """s_i = cos(f(x^(i)), z_cond) for i = 0..T; z_cond [D] is the condition, embedded once -> [T+1]."""
-    total = n_steps(ranks.numel(), pps)
-    steps = torch.arange(total + 1, device=start.device)
-    out = [cosine(encoder(step_images(start, target, ranks, s, pps)), z_cond[None]) for s in steps.split(batch_size)]
-    return torch.cat(out)
+    (z,) = embed_step_stream(encoder, [(start, target, ranks)], n_steps(ranks.numel(), pps), pps, batch_size)
+    return cosine(z, z_cond[None])
 
 
 @torch.inference_mode()
@@ -92,13 +121,9 @@ def simultaneous_curve(
     batch_size: int,
 ) -> torch.Tensor:
     """s_i = cos(f(x1^(i)), f(x2^(i))), both images perturbed by their own maps -> [T+1]."""
-    total = n_steps(ranks1.numel(), pps)
-    steps = torch.arange(total + 1, device=start1.device)
-    out = []
-    for s in steps.split(max(1, batch_size // 2)):
-        z = encoder(torch.cat([step_images(start1, target1, ranks1, s, pps), step_images(start2, target2, ranks2, s, pps)]))
-        out.append(cosine(z[: len(s)], z[len(s) :]))
-    return torch.cat(out)
+    sources = [(start1, target1, ranks1), (start2, target2, ranks2)]
+    za, zb = embed_step_stream(encoder, sources, n_steps(ranks1.numel(), pps), pps, batch_size)
+    return cosine(za, zb)
 
 
 def auc(curve: np.ndarray) -> np.ndarray:
@@ -132,20 +157,30 @@ def insertion_deletion(
     with torch.inference_mode():
         z1, z2 = encoder(x1), encoder(x2)  # conditions, embedded once
     conds = [z2, z1]
-    curves: dict[str, list[np.ndarray]] = {}
+    total = n_steps(size * size, pps)
+    # Every curve of every image of the chunk is one source of the step stream: full batches throughout.
+    sources: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    jobs: list[tuple[str, int, Any]] = []  # (curve name, image, condition [D] or index of the partner source)
     for b in range(x1.shape[0]):
         ranks = [pixel_ranks(upsample_map(m[b : b + 1], size)[0]) for m in maps]
         blurred = [TF.gaussian_blur(v[b], [k, k], [sigma, sigma]) for v in views]
         for j, (v, r) in enumerate(zip(views, ranks)):
-            curves.setdefault(f"CD_{j + 1}", []).append(conditional_curve(encoder, v[b], fill, r, conds[j][b], pps, bs).cpu().numpy())
-            curves.setdefault(f"CI_{j + 1}", []).append(conditional_curve(encoder, blurred[j], v[b], r, conds[j][b], pps, bs).cpu().numpy())
+            sources.append((v[b], fill, r))
+            jobs.append((f"CD_{j + 1}", b, conds[j][b]))
+            sources.append((blurred[j], v[b], r))
+            jobs.append((f"CI_{j + 1}", b, conds[j][b]))
         if map2 is not None:
-            curves.setdefault("SD", []).append(
-                simultaneous_curve(encoder, x1[b], fill, ranks[0], x2[b], fill, ranks[1], pps, bs).cpu().numpy()
-            )
-            curves.setdefault("SI", []).append(
-                simultaneous_curve(encoder, blurred[0], x1[b], ranks[0], blurred[1], x2[b], ranks[1], pps, bs).cpu().numpy()
-            )
+            for name, (s1, t1), (s2, t2) in (("SD", (x1[b], fill), (x2[b], fill)), ("SI", (blurred[0], x1[b]), (blurred[1], x2[b]))):
+                sources += [(s1, t1, ranks[0]), (s2, t2, ranks[1])]
+                jobs += [(name, b, len(sources) - 1), ("", b, None)]
+    with torch.inference_mode():
+        z = embed_step_stream(encoder, sources, total, pps, bs)
+        curves: dict[str, list[np.ndarray]] = {}
+        for i, (name, _, cond) in enumerate(jobs):
+            if not name:
+                continue  # second view of a simultaneous curve, used with its first
+            other = z[cond] if isinstance(cond, int) else cond[None]
+            curves.setdefault(name, []).append(cosine(z[i], other).cpu().numpy())
     stacked = {name: np.stack(c) for name, c in curves.items()}
     scores = {name: auc(c) for name, c in stacked.items()}
     n = x1.shape[0]
