@@ -22,9 +22,9 @@ rule compute_attributions:
         "logs/compute_attributions/{dataset}/{model}/{method}/shard-{shard}.log",
     benchmark:
         "benchmarks/compute_attributions/{dataset}/{model}/{method}/shard-{shard}.tsv"
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=TORCH_GPUS,
     conda:
         "../envs/xai-ssl.yaml"
     script:

@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from xai_ssl.config import ConfigError, method_registry_name, validate_config
+from xai_ssl.hardware import nvidia_gpu_visible, torch_job_resources
 from xai_ssl.methods import get_method
 from xai_ssl.provenance import code_fingerprint, sibling_dependencies
 
@@ -12,6 +13,12 @@ try:
     validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
 except ConfigError as exc:
     raise WorkflowError(f"Invalid configuration: {exc}") from None
+
+# Torch jobs (attributions, metrics, feature visualisation, training) hold the GPU when there is one: gpu=1 each,
+# one at a time under `--resources gpu=1`. Without a GPU they request none and the compute jobs take
+# `cpu_threads` threads each, so `--cores all` runs several at once. The SLURM profile requests gpu=1 on these
+# rules whatever the submitting host has.
+TORCH_GPUS, TORCH_THREADS = torch_job_resources(config["device"], config["cpu_threads"], nvidia_gpu_visible())
 
 RUN = config["run"]
 DATASETS = RUN["datasets"]

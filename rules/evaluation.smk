@@ -23,9 +23,9 @@ rule compute_metrics:
         "logs/compute_metrics/{dataset}/{model}/{method}/shard-{shard}.log",
     benchmark:
         "benchmarks/compute_metrics/{dataset}/{model}/{method}/shard-{shard}.tsv"
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=TORCH_GPUS,
     conda:
         "../envs/xai-ssl.yaml"
     script:

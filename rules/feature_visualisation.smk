@@ -29,9 +29,9 @@ rule feature_visualisation:
         "logs/feature_visualisation/{dataset}/{model}/{method}.log",
     benchmark:
         "benchmarks/feature_visualisation/{dataset}/{model}/{method}.tsv"
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=TORCH_GPUS,
     conda:
         "../envs/xai-ssl.yaml"
     script:

@@ -27,9 +27,9 @@ rule train_model:
         "logs/train_model/{model}.log",
     benchmark:
         "benchmarks/train_model/{model}.tsv"
-    threads: 2
+    threads: 2  # the one job on the critical path: it keeps 2 threads on the CPU too
     resources:
-        gpu=1,
+        gpu=TORCH_GPUS,
     conda:
         "../envs/xai-ssl.yaml"
     script:

@@ -53,7 +53,7 @@ def slurm() -> None:
 
 
 def test_slurm_run_equals_local_sharded_run(slurm: None, tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
-    """The tiny workflow unsharded through SLURM gives the tables of the local 2-shard run.
+    """The tiny workflow's explanation stages, unsharded through SLURM, give the tables of the local 2-shard run.
 
     Equal up to float rounding: the SLURM jobs run torch with 1 thread (2 locally) and batch other
     images together, which moves embeddings in the last bits and scores by ~1e-5.
@@ -61,6 +61,11 @@ def test_slurm_run_equals_local_sharded_run(slurm: None, tiny_run: tuple[Path, P
     local_work, _ = tiny_run
     code = copy_code(tmp_path / "code")
     work = tmp_path / "work"
+    # data, pairs and model of the local run are kept (they do not depend on the shard count); every job of the
+    # explanation stages (attributions, metrics, tables, figures) goes through SLURM
+    shutil.copytree(local_work, work, symlinks=True)
+    for rel in ("results/attributions", "results/metrics", "results/tables", "results/figures", "logs"):
+        shutil.rmtree(work / rel)
     config = copy.deepcopy(TINY_CONFIG)
     config["datasets"]["tiny"]["n_shards"] = 1
     write_config(work, config)
@@ -86,6 +91,7 @@ def test_slurm_run_equals_local_sharded_run(slurm: None, tiny_run: tuple[Path, P
     assert "sbatch" in text or "SLURM" in text, "the jobs were not submitted through SLURM"
     submitted = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert any("compute_attributions" in str(p) or "explain" in str(p) for p in submitted), [str(p) for p in submitted]
+    assert not (work / "logs" / "train_model").exists() and not (work / "logs" / "make_pairs").exists()  # kept, not redone
     for name in ("scores.csv", "per_image.csv"):
         ours = pd.read_csv(work / "results/tables/tiny/tiny_simclr" / name, na_values=["NA"], keep_default_na=False)
         ref = pd.read_csv(local_work / "results/tables/tiny/tiny_simclr" / name, na_values=["NA"], keep_default_na=False)
