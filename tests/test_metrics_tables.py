@@ -111,3 +111,20 @@ def test_metric_panels_one_panel_per_metric(tmp_path: Path, monkeypatch: pytest.
     titles = captured["titles"]
     assert len(titles) == 10  # SI .. MS and RAND (MS_median is a summary statistic, not a per-image column)
     assert titles[0] == "SI↑\n(NA: b)" and titles[2] == "CI↑" and titles[-1] == "RAND↓"
+
+
+def test_bootstrap_ci_agrees_with_seaborn() -> None:
+    """The vectorised bootstrap gives seaborn's percentile interval of the mean (up to resampling noise)."""
+    from seaborn.algorithms import bootstrap
+
+    from xai_ssl.plots import bootstrap_ci
+
+    values = np.array([0.1, 0.5, 0.35, 0.9, 0.2, 0.7, 0.05, 0.6])
+    lo, hi = bootstrap_ci(values, n_boot=20000)
+    boots = bootstrap(values, n_boot=20000, seed=0)
+    want_lo, want_hi = np.percentile(boots, [2.5, 97.5])
+    assert lo < values.mean() < hi
+    assert abs(lo - want_lo) < 0.02 and abs(hi - want_hi) < 0.02
+    assert bootstrap_ci(values) == bootstrap_ci(values)  # seeded
+    assert bootstrap_ci([0.3]) == (0.3, 0.3)
+    assert np.isnan(bootstrap_ci([np.nan])[0])

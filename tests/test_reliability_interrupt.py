@@ -14,7 +14,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from workflow_runner import planned_jobs, snakemake
+from workflow_runner import planned_jobs, snakemake, snakemake_env
 
 from xai_ssl.attribution import load_attributions
 
@@ -56,7 +56,7 @@ def test_sigkill_inside_an_atomic_write_leaves_no_output(tmp_path: Path) -> None
 
 def popen_snakemake(work: Path, code: Path) -> subprocess.Popen:
     """Start snakemake (2 cores) in its own process group, as ``workflow_runner.snakemake`` runs it."""
-    env = {**os.environ, "PYTHONPATH": str(code / "src"), "MPLBACKEND": "Agg"}
+    env = snakemake_env(code)
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(work), "--cores", "2"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
 

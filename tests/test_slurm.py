@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_runner import REPO, TINY_CONFIG, copy_code, write_config
+from workflow_runner import REPO, TINY_CONFIG, copy_code, snakemake_env, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_slurm_run_equals_local_sharded_run(slurm: None, tiny_run: tuple[Path, P
         "--jobs", "4",
         "--latency-wait", "5",
     ]
-    env = {**os.environ, "PYTHONPATH": str(code / "src"), "MPLBACKEND": "Agg"}
+    env = snakemake_env(code, slurm=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=700)
     logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted((work / ".snakemake" / "slurm_logs").rglob("*.log"))[:6]) if proc.returncode else ""
     assert proc.returncode == 0, f"SLURM run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}"
@@ -105,7 +105,7 @@ def test_slurm_profile_requests_gpus_on_torch_rules(tmp_path: Path) -> None:
     code = copy_code(tmp_path / "code")
     work = tmp_path / "work"
     write_config(work, TINY_CONFIG)
-    env = {**os.environ, "PYTHONPATH": str(code / "src")}
+    env = snakemake_env(code)  # a dry run: no SLURM controller needed
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(work),
          "--profile", str(code / "profiles" / "slurm"), "-n"],

@@ -60,9 +60,25 @@ TINY_CONFIG = {
 }
 
 
+NO_SLURM_CONTROLLER = Path(__file__).resolve().parent / "no_slurm_controller"
+
+
+def snakemake_env(code: Path, slurm: bool = False) -> dict[str, str]:
+    """Environment of a snakemake subprocess on the copied ``code``.
+
+    Without ``slurm``, a failing ``scontrol`` shim comes first on PATH: the SLURM executor plugin asks
+    ``scontrol show config`` at every snakemake start, which stalls ~10 s where SLURM's client is installed
+    but no controller runs (CI outside the SLURM test).
+    """
+    env = {**os.environ, "PYTHONPATH": str(code / "src"), "MPLBACKEND": "Agg"}
+    if not slurm:
+        env["PATH"] = f"{NO_SLURM_CONTROLLER}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def snakemake(workdir: Path, code: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run snakemake on the copied workflow ``code`` in ``workdir`` (a subprocess, as users do)."""
-    env = {**os.environ, "PYTHONPATH": str(code / "src"), "MPLBACKEND": "Agg"}
+    env = snakemake_env(code)
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if check and proc.returncode != 0:

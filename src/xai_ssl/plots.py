@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,13 +93,30 @@ def curves_figure(curves: dict[str, dict[str, np.ndarray]], path: Path, title: s
     _save(fig, path)
 
 
+def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, level: float = 95.0, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, all ``n_boot`` resamples drawn at once ([n_boot, n] indices).
+
+    The interval seaborn's ``errorbar=("ci", level)`` computes, without its per-resample Python loop
+    (seaborn's loop took ~25 s for the ~600 bars of the default run's two bar figures).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)  # [n_boot]
+    tail = (100.0 - level) / 2
+    lo, hi = np.percentile(means, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
 def metric_bars(per_image: pd.DataFrame, directions: dict[str, str], path: Path, title: str = "") -> None:
     """Bar per method and metric with 95% bootstrap confidence intervals over images."""
     cols = [c for c in directions if c in per_image.columns and per_image[c].notna().any()]
     long = per_image.melt(id_vars=["method"], value_vars=cols, var_name="metric", value_name="value").dropna()
     long["metric"] = long["metric"].map(lambda c: f"{c}{directions[c]}")
     fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(cols), 3.6))
-    sns.barplot(data=long, x="metric", y="value", hue="method", errorbar=("ci", 95), seed=0, ax=ax)
+    sns.barplot(data=long, x="metric", y="value", hue="method", errorbar=bootstrap_ci, ax=ax)
     ax.set_xlabel("")
     ax.set_ylabel("mean over images (95% CI)")
     ax.legend(fontsize=7)
@@ -116,7 +134,7 @@ def metric_panels(per_image: pd.DataFrame, directions: dict[str, str], path: Pat
     """
     cols = [c for c in directions if c in per_image.columns and per_image[c].notna().any()]
     methods = list(dict.fromkeys(per_image["method"]))
-    palette = dict(zip(methods, sns.color_palette("tab10", n_colors=max(len(methods), 1))))
+    palette = dict(zip(methods, sns.color_palette("tab10" if len(methods) <= 10 else "tab20", n_colors=max(len(methods), 1))))
     n = max(len(cols), 1)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -125,10 +143,11 @@ def metric_panels(per_image: pd.DataFrame, directions: dict[str, str], path: Pat
         data = per_image[["method", c]].dropna()
         sns.barplot(
             data=data, x="method", y=c, hue="method", order=methods, hue_order=methods, palette=palette,
-            errorbar=("ci", 95), seed=0, ax=ax, legend=False,
+            errorbar=bootstrap_ci, ax=ax, legend=False,
         )
         missing = [m for m in methods if m not in set(data["method"])]
-        ax.set_title(f"{c}{directions[c]}" + (f"\n(NA: {', '.join(missing)})" if missing else ""), fontsize=8)
+        na = textwrap.fill(f"(NA: {', '.join(missing)})", width=48) if missing else ""
+        ax.set_title(f"{c}{directions[c]}" + (f"\n{na}" if na else ""), fontsize=8 if not na else 7)
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.tick_params(axis="x", labelrotation=60, labelsize=6)
