@@ -20,6 +20,9 @@ from xai_ssl.models.download import read_record, sha256_file
 from xai_ssl.models.registry import load_encoder, load_pretrained
 from xai_ssl.reference import REFERENCE_COLUMNS, compare, difference_table, read_reference, write_comparison
 
+# the module fixtures (code copy, tiny paper run) are computed once: one pytest-xdist worker runs this file
+pytestmark = pytest.mark.xdist_group("paper_run")
+
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 SIXTEEN = [

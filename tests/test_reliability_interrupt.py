@@ -18,7 +18,9 @@ from workflow_runner import planned_jobs, snakemake, snakemake_env
 
 from xai_ssl.attribution import load_attributions
 
-pytestmark = pytest.mark.integration
+# tiny_run is a session fixture: under pytest-xdist (README test command, --dist loadgroup) every test that
+# uses it runs on one worker, so the tiny workflow is run once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("tiny_run")]
 
 # the explanation stages of one method (both shards) and everything built from all methods
 REDONE = (

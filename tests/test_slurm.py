@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 from workflow_runner import REPO, TINY_CONFIG, copy_code, snakemake_env, write_config
 
-pytestmark = pytest.mark.integration
+# tiny_run is a session fixture: under pytest-xdist (README test command, --dist loadgroup) every test that
+# uses it runs on one worker, so the tiny workflow is run once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("tiny_run")]
 
 SLURM_DIR = REPO / "tests" / "slurm"
 TORCH_RULES = ("train_model", "compute_attributions", "compute_metrics")

@@ -19,7 +19,9 @@ from xai_ssl.metrics import MetricContext, get_metric
 from xai_ssl.models.registry import load_encoder
 from xai_ssl.pairs import read_pairs
 
-pytestmark = pytest.mark.integration
+# tiny_run is a session fixture: under pytest-xdist (README test command, --dist loadgroup) every test that
+# uses it runs on one worker, so the tiny workflow is run once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("tiny_run")]
 
 
 @pytest.fixture
