@@ -19,7 +19,6 @@ rule train_model:
         model=lookup(dpath="models/{model}", within=config),
         seed=config["seed"],
         device=config["device"],
-        channels_last=config["channels_last"],
         progress=config["progress"],
         code=code_fingerprint("models", "augment", "steps"),
     wildcard_constraints:

@@ -127,15 +127,7 @@ def load_training_images(records: Sequence[ImageRecord], size: int) -> torch.Ten
 
 
 def train_model(
-    index_csv: Path,
-    model_cfg: dict[str, Any],
-    seed: int,
-    device_name: str,
-    out_ckpt: Path,
-    out_history: Path,
-    out_figure: Path,
-    progress: bool = True,
-    channels_last: bool = False,
+    index_csv: Path, model_cfg: dict[str, Any], seed: int, device_name: str, out_ckpt: Path, out_history: Path, out_figure: Path, progress: bool = True
 ) -> None:
     """Train an encoder with SimCLR on the configured split; save checkpoint, loss table and loss figure."""
     device = resolve_device(device_name)
@@ -150,7 +142,7 @@ def train_model(
     params = SimCLRParams(**tr)
     log.info("training %s on %d images (%s) on %s with %s", model_cfg["arch"], len(records), model_cfg.get("train_split"), device, params)
     t0 = time.perf_counter()
-    history = train_simclr(encoder, images, params, seed, device, progress, channels_last=channels_last)
+    history = train_simclr(encoder, images, params, seed, device, progress)
     wall = time.perf_counter() - t0
     save_encoder(encoder, Path(out_ckpt), model_cfg["arch"], model_cfg.get("arch_params", {}),
                  extra={"history": history, "seed": seed, "wall_time_s": wall, "config_hash": config_hash(model_cfg), **environment(device)})

@@ -7,4 +7,4 @@ from xai_ssl.steps import train_model
 with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
     set_threads(snakemake.threads)  # noqa: F821
     p, out = snakemake.params, snakemake.output  # noqa: F821
-    train_model(snakemake.input.index, dict(p.model), p.seed, p.device, out.checkpoint, out.history, out.figure, p.progress, p.channels_last)  # noqa: F821
+    train_model(snakemake.input.index, dict(p.model), p.seed, p.device, out.checkpoint, out.history, out.figure, p.progress)  # noqa: F821
