@@ -49,7 +49,7 @@ class Row:
     seconds: float
     check: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    limit_fps: float | None = None  # the plain forward rate measured right after this workload (ours only)
+    limit_fps: float | None = None  # the plain forward rate timed in the same rounds as this workload (ours only)
 
     @property
     def forwards_per_s(self) -> float:
@@ -68,20 +68,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], Any], device: torch.device, repeats: int = 2) -> tuple[Any, float]:
-    """Run ``fn`` once to warm up, then ``repeats`` times; (last result, best seconds)."""
-    out = fn()
-    best = math.inf
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        out = fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return out, best
+WARM_UP = ("ours", "limit")  # variants that run once untimed before the rounds of :func:`race`
 
 
-def race(fns: dict[str, Callable[[], Any]], device: torch.device, rounds: int = 2, warm: tuple[str, ...] = ("ours", "limit")) -> dict[str, tuple[Any, float]]:
+def race(fns: dict[str, Callable[[], Any]], device: torch.device, rounds: int = 2, warm: tuple[str, ...] = WARM_UP) -> dict[str, tuple[Any, float]]:
     """Time the functions interleaved, ``rounds`` times each after one warm-up of those in ``warm``; name -> (last result, best seconds).
 
     Interleaving puts every variant under the same machine conditions (a shared VM drifts by 10 % and
@@ -102,7 +92,7 @@ def race(fns: dict[str, Callable[[], Any]], device: torch.device, rounds: int = 
     return out
 
 
-def calls_made(name: str, rounds: int, warm: tuple[str, ...] = ("ours", "limit")) -> int:
+def calls_made(name: str, rounds: int, warm: tuple[str, ...] = WARM_UP) -> int:
     """How many times :func:`race` calls the function ``name``."""
     return rounds + (name in warm)
 
@@ -198,9 +188,8 @@ def limit_rate(timings: dict[str, tuple[Any, float]], batch_size: int) -> float:
 
 def bench_limit(enc: Encoder, x: torch.Tensor, batch_size: int, device: torch.device) -> Row:
     """The encoder's plain batched forward throughput at ``batch_size`` (the practical limit)."""
-    _, sec = timed(limit_fn(enc, x, batch_size), device)
     n = LIMIT_BATCHES * batch_size
-    return Row("plain forward", "limit", n, n, sec)
+    return Row("plain forward", "limit", n, n, race({"limit": limit_fn(enc, x, batch_size)}, device)["limit"][1])
 
 
 # ---------------------------------------------------------------------------------------------
