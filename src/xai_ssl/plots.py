@@ -16,6 +16,8 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from xai_ssl.io.atomic import atomic_path  # noqa: E402
+
 CURVE_PANELS = (("SI", "simultaneous insertion ↑"), ("SD", "simultaneous deletion ↓"), ("CI", "conditional insertion ↑"), ("CD", "conditional deletion ↓"))
 
 
@@ -176,12 +178,12 @@ def loss_curve(history: pd.DataFrame, path: Path, title: str = "") -> None:
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    """Write a figure atomically and close it."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def dream_grid(

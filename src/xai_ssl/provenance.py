@@ -9,9 +9,10 @@ import json
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 import xai_ssl
 
@@ -40,6 +41,8 @@ def config_hash(obj: Any) -> str:
 
 def environment(device: torch.device | None = None) -> dict[str, str]:
     """Versions and machine facts to store as output attributes."""
+    import torch
+
     info = {
         "xai_ssl_version": xai_ssl.__version__,
         "python": sys.version.split()[0],

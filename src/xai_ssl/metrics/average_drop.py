@@ -32,8 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.methods.base import MethodContext, cosine, embed_batched
-from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric
+from xai_ssl.engine import MethodContext, cosine, embed_batched
+from xai_ssl.metrics.base import MetricResult, register_metric
 from xai_ssl.models.encoder import Encoder
 
 
@@ -45,7 +45,6 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["average_drop_increase"] = _check
 
 
 def minmax_normalise(m: torch.Tensor, constant: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,6 +85,7 @@ def drop_increase(b: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     "average_drop_increase",
     defaults={"constant_map": 0.0},
     directions={"SAD": "↓", "SIC": "↑", "CAD": "↓", "CID": "↑"},
+    scale=_check,
 )
 def average_drop_increase(
     encoder: Encoder,

@@ -1,9 +1,8 @@
-"""Scoring stored maps with the registered metrics: per-image table and curves."""
+"""Scoring maps with the registered metrics: per-image table and curves (tensors in, DataFrame and arrays out)."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,27 +10,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from xai_ssl.attribution import Attributions
-from xai_ssl.h5io import atomic_h5, set_attrs, write_strings
+from xai_ssl.engine import chunk_size, chunk_slices, image_seed, map_diagnostics
+from xai_ssl.io.maps_file import Attributions
+from xai_ssl.io.pairs_file import Pairs
 from xai_ssl.methods import MethodSpec
 from xai_ssl.metrics import MetricContext, MetricSpec
 from xai_ssl.models.encoder import Encoder
-from xai_ssl.pairs import Pairs
-from xai_ssl.seeding import derive_seed
 
 
 MIN_NORM = 1e-8  # embeddings with a smaller L2 norm count as zero (cosine eps of methods.base.cosine)
-
-
-def map_diagnostics(map1: torch.Tensor, map2: torch.Tensor | None) -> dict[str, np.ndarray]:
-    """Per-image flags [N] of maps [N, h, w]: ``nonfinite`` (NaN/inf), ``constant`` (min = max), ``ties`` (repeated values)."""
-    maps = [map1] if map2 is None else [map1, map2]
-    flat = [m.detach().flatten(1).cpu() for m in maps]  # [N, h*w] each
-    nonfinite = np.any([(~torch.isfinite(f)).any(1).numpy() for f in flat], axis=0)
-    finite = [torch.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0) for f in flat]
-    constant = np.any([(f.amax(1) <= f.amin(1)).numpy() for f in finite], axis=0)
-    ties = np.any([np.array([len(torch.unique(r)) < r.numel() for r in f], dtype=bool) for f in finite], axis=0)
-    return {"nonfinite": nonfinite, "constant": constant, "ties": ties}
 
 
 def score_attributions(
@@ -71,16 +58,14 @@ def score_attributions(
     columns: dict[str, list[np.ndarray]] = {}
     curves: dict[str, list[np.ndarray]] = {}
     n = a.shape[0]
-    chunk = max(1, min(batch_size, 16))
     cache: dict[Any, Any] = {}  # randomised encoders etc., shared by the chunks of this job
     bad_embedding: list[np.ndarray] = []  # [b] per chunk: a view's embedding is zero-norm or non-finite
     times = timings if timings is not None else {}
-    for start in tqdm(range(0, n, chunk), desc="metrics", unit="chunk", disable=not progress):
-        sl = slice(start, min(n, start + chunk))
+    for sl in tqdm(list(chunk_slices(n, chunk_size(batch_size))), desc="metrics", unit="chunk", disable=not progress):
         ctx = MetricContext(
             device=device,
             batch_size=batch_size,
-            seeds=[derive_seed(seed, i, method_key or (method.name if method else "")) for i in attributions.image_ids[sl]],
+            seeds=[image_seed(seed, i, method_key or (method.name if method else "")) for i in attributions.image_ids[sl]],
             method=method,
             method_params=dict(method_params or {}),
             method_key=method_key,
@@ -134,17 +119,3 @@ def score_attributions(
             nonfinite_curves={k: int((~np.isfinite(c[~excluded])).any(1).sum()) for k, c in out_curves.items() if (~np.isfinite(c[~excluded])).any()},
         )
     return table, out_curves
-
-
-def save_scores(table: pd.DataFrame, curves: dict[str, np.ndarray], csv_path: Path, curves_path: Path, attrs: dict[str, Any]) -> None:
-    """Write the per-image CSV (NA for not applicable) and the curves HDF5, each atomically."""
-    csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    table.to_csv(tmp, index=False, na_rep="NA", float_format="%.6f")
-    tmp.replace(csv_path)
-    with atomic_h5(curves_path) as f:
-        write_strings(f, "image_id", list(table["image_id"]))
-        for name, c in curves.items():
-            f.create_dataset(name, data=c.astype(np.float32))
-        set_attrs(f, attrs)

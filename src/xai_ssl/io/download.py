@@ -1,4 +1,4 @@
-"""Downloading checkpoint files with urllib, and their sha256 digests (pinned, or trusted on first use).
+"""Downloading files (checkpoints, dataset archives) with urllib, and their sha256 digests (pinned, or trusted on first use).
 
 No maintainer publishes digests for the SimCLRv2, Barlow Twins or SimSiam files
 (``peers-and-checkpoints.md`` B.3), so a digest is either
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from xai_ssl.io.atomic import atomic_path, write_text
 from xai_ssl.models.checkpoints import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,7 @@ def read_record(path: Path | str) -> str | None:
 def write_record(path: Path | str, digest: str) -> Path:
     """Record ``digest`` for ``path`` in ``sha256sum`` format (``sha256sum -c`` can check it)."""
     rec = record_path(path)
-    tmp = rec.with_name(rec.name + ".tmp")
-    tmp.write_text(f"{digest}  {Path(path).name}\n", encoding="utf-8")
-    os.replace(tmp, rec)
+    write_text(rec, f"{digest}  {Path(path).name}\n")
     return rec
 
 
@@ -121,45 +119,41 @@ def manual_hint(url: str, dest: Path | str) -> str:
 
 
 def fetch(url: str, dest: Path | str, pinned: str | None = None, timeout: float = 60.0) -> str:
-    """Download ``url`` to ``dest`` (via ``<dest>.part``), verify its digest (pinned / recorded / TOFU); returns it.
+    """Download ``url`` to ``dest`` (via a temporary file beside it), verify its digest (pinned / recorded / TOFU); returns it.
 
     The file only appears at ``dest`` once it is complete and verified. Any failure raises DownloadError
     (or ChecksumError) naming the URL and the path where the file can be placed by hand.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     h = hashlib.sha256()
     t0, n, next_log = time.perf_counter(), 0, 0
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "xai-ssl (python urllib)"})
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            log.info("downloading %s (%s) to %s", url, f"{total / 2**20:.1f} MiB" if total else "size unknown", dest)
-            for block in iter(lambda: response.read(CHUNK), b""):
-                out.write(block)
-                h.update(block)
-                n += len(block)
-                if n >= next_log:
-                    log.info("%.0f MiB%s", n / 2**20, f" of {total / 2**20:.0f}" if total else "")
-                    next_log += 256 * CHUNK
-        if total and n != total:
-            raise OSError(f"incomplete download: {n} of {total} bytes")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"cannot download {url} ({type(exc).__name__}: {exc}); {manual_hint(url, dest)}") from exc
-    digest = h.hexdigest()
-    log.info("downloaded %.1f MiB in %.0f s; sha256 %s", n / 2**20, time.perf_counter() - t0, digest)
-    pin = normalise_digest(pinned)
-    recorded = read_record(dest)
-    expected = pin or recorded
-    if expected is not None and digest != expected:
-        part.unlink(missing_ok=True)
-        source = "pinned" if pin else f"recorded on first use in {record_path(dest)}"
-        raise ChecksumError(
-            f"{url}: downloaded file has sha256 {digest}, expected {expected} ({source}); refused, nothing written to {dest}. "
-            f"If the file changed upstream on purpose, update the digest; or {manual_hint(url, dest)}"
-        )
-    os.replace(part, dest)
+    with atomic_path(dest) as part:  # the file appears at dest only once complete and verified
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": "xai-ssl (python urllib)"})
+            with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0)
+                log.info("downloading %s (%s) to %s", url, f"{total / 2**20:.1f} MiB" if total else "size unknown", dest)
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    out.write(block)
+                    h.update(block)
+                    n += len(block)
+                    if n >= next_log:
+                        log.info("%.0f MiB%s", n / 2**20, f" of {total / 2**20:.0f}" if total else "")
+                        next_log += 256 * CHUNK
+            if total and n != total:
+                raise OSError(f"incomplete download: {n} of {total} bytes")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise DownloadError(f"cannot download {url} ({type(exc).__name__}: {exc}); {manual_hint(url, dest)}") from exc
+        digest = h.hexdigest()
+        log.info("downloaded %.1f MiB in %.0f s; sha256 %s", n / 2**20, time.perf_counter() - t0, digest)
+        pin = normalise_digest(pinned)
+        recorded = read_record(dest)
+        expected = pin or recorded
+        if expected is not None and digest != expected:
+            source = "pinned" if pin else f"recorded on first use in {record_path(dest)}"
+            raise ChecksumError(
+                f"{url}: downloaded file has sha256 {digest}, expected {expected} ({source}); refused, nothing written to {dest}. "
+                f"If the file changed upstream on purpose, update the digest; or {manual_hint(url, dest)}"
+            )
     verify_file(dest, pin, record=True, digest=digest)
     return digest

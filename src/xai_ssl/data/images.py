@@ -1,4 +1,4 @@
-"""Reading images and label masks from disk into tensors / arrays."""
+"""Decoding image files (RGB views and label masks), with clear errors naming the file."""
 
 from __future__ import annotations
 
@@ -84,3 +84,10 @@ def load_mask(path: Path | str) -> np.ndarray:
         else:
             raise DataError(f"{path}: mask has image mode {mode!r}, expected a single-channel label map (L or P)")
     return np.ascontiguousarray(mask)
+
+
+def load_resized(paths: list[Path | str], size: int) -> torch.Tensor:
+    """Images resized (squashed) to [N, 3, size, size] in [0, 1] (training images)."""
+    import torchvision.transforms.v2.functional as TF
+
+    return torch.stack([TF.resize(load_rgb(p), [size, size], antialias=True) for p in paths])
