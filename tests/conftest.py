@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from helpers import REPO, SHARED_DATA  # noqa: F401 (REPO re-exported for tests)
 
 
 @pytest.fixture

@@ -108,8 +108,8 @@ def explain_batches(
 
 def explain_pairs(
     encoder: Encoder,
-    spec: MethodSpec,
     pairs: Pairs,
+    spec: MethodSpec,
     params: dict[str, Any],
     seed: int,
     device: torch.device,

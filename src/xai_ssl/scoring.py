@@ -17,7 +17,6 @@ from xai_ssl.methods import MethodSpec
 from xai_ssl.metrics import MetricContext, MetricSpec
 from xai_ssl.models.encoder import Encoder
 
-
 MIN_NORM = 1e-8  # embeddings with a smaller L2 norm count as zero (cosine eps of methods.base.cosine)
 
 

@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 
 from xai_ssl.data.images import load_mask, load_rgb
-from xai_ssl.io.atomic import atomic_path
 from xai_ssl.data.records import DataError, ImageRecord
+from xai_ssl.io.atomic import atomic_path
 
 INDEX_COLUMNS: tuple[str, ...] = ("image_id", "path", "mask_path", "label", "split")
 

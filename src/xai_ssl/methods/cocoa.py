@@ -21,9 +21,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.methods.corpus import Corpus
 from xai_ssl.engine import embed_batched
 from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.corpus import Corpus
 from xai_ssl.methods.label_free import captum_attribution, embed_model_input, model_input_baseline
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import generator

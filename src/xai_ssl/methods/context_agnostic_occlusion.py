@@ -12,8 +12,6 @@ from xai_ssl.methods.conditional_occlusion import occlusion_masks, window_scaler
 from xai_ssl.models.encoder import Encoder
 
 
-
-
 def minmax(m: torch.Tensor) -> torch.Tensor:
     """(m - min) / (max - min) over the whole map; a constant map becomes all zeros."""
     lo, hi = m.min(), m.max()

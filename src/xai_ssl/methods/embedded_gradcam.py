@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.corpus import Corpus
 from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.corpus import Corpus
 from xai_ssl.models.encoder import Encoder
 
 

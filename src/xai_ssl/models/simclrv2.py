@@ -42,7 +42,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from xai_ssl.io.atomic import atomic_path
-
 from xai_ssl.models.checkpoints import CheckpointError, load_strict, read_torch_file, require_dict_keys
 from xai_ssl.models.encoder import Encoder
 

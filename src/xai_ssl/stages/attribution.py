@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 def compute_attributions(
     pairs: str,
     encoder: str,
-    index: str,
     maps: str,
     registry_method: str,
     method_params: dict[str, Any],
@@ -33,7 +32,8 @@ def compute_attributions(
     dataset: str,
     model: str,
     method: str,
-    shard: str,
+    shard: str | int,
+    index: str | None = None,
     speed: dict[str, Any] | None = None,
     torch_threads: int | None = None,
     progress: bool = True,
@@ -50,7 +50,7 @@ def compute_attributions(
     resolved = spec.resolve_params(method_params, size)
     corpus = corpus_for(spec.needs_corpus, resolved, index, data.attrs, seed)
     t0 = time.perf_counter()
-    map1, map2 = explain_pairs(net, spec, data, resolved, seed, torch_device, batch, method, progress, corpus=corpus)
+    map1, map2 = explain_pairs(net, data, spec, resolved, seed, torch_device, batch, method, progress, corpus=corpus)
     wall = time.perf_counter() - t0
     flags = map_diagnostics(map1, map2)
     diagnostics = {"nonfinite_maps": int(flags["nonfinite"].sum()), "constant_maps": int(flags["constant"].sum()), "maps_with_ties": int(flags["ties"].sum())}
@@ -100,7 +100,7 @@ def feature_visualisation(
     batch = resolve_batch_size(batch_size, net, size, torch_device)
     resolved = spec.resolve_params(method_params, size)
     t0 = time.perf_counter()
-    image, detail = explain_pairs(net, spec, data, resolved, seed, torch_device, batch, method, progress, chunk=max(1, batch))
+    image, detail = explain_pairs(net, data, spec, resolved, seed, torch_device, batch, method, progress, chunk=max(1, batch))
     wall = time.perf_counter() - t0
     attrs = {
         "method": method,

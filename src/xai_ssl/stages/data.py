@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xai_ssl.data.imagenet import prepare_imagenet_val as select_imagenet_val
-from xai_ssl.data.index import read_index, screen_records, select_records, write_index, write_skipped
+from xai_ssl.data.index import read_index, screen_records, select_records, skipped_report_path, write_index, write_skipped
 from xai_ssl.data.records import DataError, ImageRecord
 from xai_ssl.data.sources import read_records
 from xai_ssl.data.synthetic_two4two import generate_two4two
@@ -48,18 +48,21 @@ def extract_two4two_archive(archive: str, files: str, splits: Sequence[str] | No
     return found
 
 
-def index_dataset(index: str, skipped: str, source: str, root: str, on_bad_image: str = "stop", files: str | None = None) -> list[ImageRecord]:
+def index_dataset(
+    index: str, source: str, root: str, on_bad_image: str = "stop", skipped: str | None = None, files: str | None = None
+) -> list[ImageRecord]:
     """List a dataset's readable images (all splits) into the index CSV (``files``: the generated or extracted folder).
 
     Every image is decoded once: with ``on_bad_image='stop'`` the first unreadable one fails the job
-    (file and reason); with ``'skip'`` it is left out, logged, and listed with its reason in ``skipped``.
+    (file and reason); with ``'skip'`` it is left out, logged, and listed with its reason in ``skipped``
+    (default: ``index.skipped.csv`` beside the index; header only when none).
     """
     records, bad = screen_records(read_records(source, Path(root)), on_bad_image)
     for _record, reason in bad:
         log.warning("skipped unreadable image: %s", reason)
     if not records:
         raise DataError(f"{root}: no readable images (all {len(bad)} skipped; see the log)")
-    write_skipped(bad, Path(skipped))
+    write_skipped(bad, Path(skipped) if skipped is not None else skipped_report_path(index))
     write_index(records, Path(index))
     log.info("indexed %d images from %s; skipped %d unreadable", len(records), root, len(bad))
     return records

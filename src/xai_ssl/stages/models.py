@@ -12,7 +12,7 @@ import torch
 
 from xai_ssl.data.images import load_resized
 from xai_ssl.data.index import read_index, select_records
-from xai_ssl.device import resolve_device
+from xai_ssl.device import resolve_device, set_threads
 from xai_ssl.io.atomic import atomic_path, write_json
 from xai_ssl.io.download import ChecksumError, fetch, manual_hint, normalise_digest, sha256_file, verify_file, write_record
 from xai_ssl.models.checkpoints import CheckpointError
@@ -26,8 +26,15 @@ from xai_ssl.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 
-def train_model(index: str, encoder: str, history: str, model: dict[str, Any], seed: int, device: str, progress: bool = True) -> None:
-    """Train an encoder with SimCLR on the configured split; save the checkpoint and the loss table."""
+def train_model(
+    index: str, encoder: str, history: str, model: dict[str, Any], seed: int, device: str, torch_threads: int | None = None, progress: bool = True
+) -> None:
+    """Train an encoder with SimCLR on the configured split; save the checkpoint and the loss table.
+
+    ``torch_threads`` (from the config, not from ``--cores``) fixes torch's CPU threads, so the weights do
+    not depend on how the workflow was started.
+    """
+    set_threads(torch_threads)
     torch_device = resolve_device(device)
     records = select_records(read_index(Path(index)), model.get("train_split"), None)
     images = load_resized([r.path for r in records], int(model["image_size"]))  # [N, 3, S, S]
@@ -42,7 +49,7 @@ def train_model(index: str, encoder: str, history: str, model: dict[str, Any], s
     t0 = time.perf_counter()
     steps = train_simclr(net, images, params, seed, torch_device, progress)
     wall = time.perf_counter() - t0
-    extra = {"history": steps, "seed": seed, "wall_time_s": wall, "n_images": len(records), "config_hash": config_hash(model), **environment(torch_device)}
+    extra = {"history": steps, "seed": seed, "wall_time_s": wall, "n_images": len(records), "torch_threads": torch.get_num_threads(), "config_hash": config_hash(model), **environment(torch_device)}
     save_encoder(net, Path(encoder), model["arch"], model.get("arch_params", {}), extra=extra)
     with atomic_path(history) as tmp:
         pd.DataFrame(steps).to_csv(tmp, index=False)
