@@ -15,6 +15,7 @@ from xai_ssl.augment import center_view, photometric_augment, simclr_augment
 from xai_ssl.data.images import load_rgb
 from xai_ssl.data.synthetic_two4two import generate_two4two
 from xai_ssl.data.two4two import read_two4two_split
+from xai_ssl.io.atomic import temporary_path
 from xai_ssl.io.hdf5 import atomic_h5
 from xai_ssl.io.pairs_file import count_pairs, read_pairs, shard_range
 from xai_ssl.pairs import make_views, to_uint8
@@ -160,10 +161,10 @@ def test_atomic_h5_leaves_nothing_on_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         with atomic_h5(target) as f:
             f.create_dataset("x", data=np.arange(3))
-            assert target.with_name("file.h5.tmp").exists()
+            assert temporary_path(target).exists()
             raise RuntimeError("boom")
     assert not target.exists()
-    assert not target.with_name("file.h5.tmp").exists()
+    assert list(target.parent.iterdir()) == []  # no temporary file left
     # an existing file is kept intact when a rewrite fails
     with atomic_h5(target) as f:
         f.create_dataset("x", data=np.arange(3))
@@ -173,4 +174,4 @@ def test_atomic_h5_leaves_nothing_on_error(tmp_path: Path) -> None:
             raise RuntimeError("boom")
     with h5py.File(target, "r") as f:
         assert list(f) == ["x"] and f["x"][()].tolist() == [0, 1, 2]
-    assert not target.with_name("file.h5.tmp").exists()
+    assert [p.name for p in target.parent.iterdir()] == ["file.h5"]

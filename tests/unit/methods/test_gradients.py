@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_methods import images, tiny_encoder
 from torch import nn
 
+from helpers import images, tiny_encoder
 from xai_ssl.engine import cosine
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.methods.averaged_transforms import interpolants

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_methods import images, tiny_encoder
 from torch import nn
 
+from helpers import images, tiny_encoder
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.methods.pixel_invariance import (
     fit_surrogate,

@@ -330,9 +330,9 @@ def test_load_corpus_from_index(tiny_dataset, caplog: pytest.LogCaptureFixture) 
 
     root = tiny_dataset
     records = read_index(root / "index.csv")
-    c1 = load_corpus(root / "index.csv", root / "pairs.h5", 4, seed=3)
-    c2 = load_corpus(root / "index.csv", root / "pairs.h5", 4, seed=3)
-    c3 = load_corpus(root / "index.csv", root / "pairs.h5", 10, seed=3)
+    c1 = load_corpus(root / "index.csv", 32, "test", 4, seed=3)
+    c2 = load_corpus(root / "index.csv", 32, "test", 4, seed=3)
+    c3 = load_corpus(root / "index.csv", 32, "test", 10, seed=3)
     assert c1.source == "train" and len(c1) == 4 and len(c3) == 5 and c1.images.shape == (4, 3, 32, 32)
     assert c1.ids == c2.ids and c1.ids == c3.ids[:4] and torch.equal(c1.images, c2.images)
     by_id = {r.image_id: r for r in records}
@@ -344,7 +344,7 @@ def test_load_corpus_from_index(tiny_dataset, caplog: pytest.LogCaptureFixture) 
     # no training split: the evaluated split's images, with a warning
     write_index([r for r in records if r.split == "test"], root / "index_test.csv")
     with caplog.at_level(logging.WARNING, logger="xai_ssl.data.corpus"):
-        c4 = load_corpus(root / "index_test.csv", root / "pairs.h5", 10, seed=3)
+        c4 = load_corpus(root / "index_test.csv", 32, "test", 10, seed=3)
     assert c4.source == "test" and len(c4) == 3 and "no 'train' split" in caplog.text
 
 
