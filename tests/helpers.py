@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -13,6 +15,17 @@ from xai_ssl.models.registry import build_architecture
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CPU = torch.device("cpu")
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ``../shared/data``; outside CI a test needing an absent one is skipped, in CI (``CI=true``) it fails."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        message = f"{path} is absent (the shared test data beside the checkout: ../shared/data/{name})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI must have it", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 def tiny_encoder(seed: int = 0, normalise: bool = True, fit_size: int = 16) -> Encoder:

@@ -51,11 +51,8 @@ def occlusion_drop_map(
 
 
 @register_method(
-    "conditional_occlusion",
-    pair_family="crop_aug",
-    defaults={"window": None, "stride": None},
-    cost="2*K^2 forwards (K = (size - window) // stride + 1), no backward",
-    scale=window_scaler("conditional_occlusion"),
+    "conditional_occlusion", pair_family="crop_aug", defaults={"window": None, "stride": None},
+    cost="2*K^2 forwards (K = (size - window) // stride + 1), no backward", scale=window_scaler("conditional_occlusion")
 )
 def conditional_occlusion(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

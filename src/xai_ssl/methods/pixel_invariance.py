@@ -165,12 +165,8 @@ def pixel_invariance_one(
 
 
 @register_method(
-    "pixel_invariance",
-    pair_family="crop_aug",
-    defaults=DEFAULTS,
-    n_maps=1,
-    cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate",
-    scale=_scale,
+    "pixel_invariance", pair_family="crop_aug", defaults=DEFAULTS, n_maps=1,
+    cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate", scale=_scale
 )
 def pixel_invariance(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

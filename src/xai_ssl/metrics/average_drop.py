@@ -81,20 +81,9 @@ def drop_increase(b: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return drop, (m > b).astype(np.float64)
 
 
-@register_metric(
-    "average_drop_increase",
-    defaults={"constant_map": 0.0},
-    directions={"SAD": "↓", "SIC": "↑", "CAD": "↓", "CID": "↑"},
-    scale=_check,
-)
+@register_metric("average_drop_increase", defaults={"constant_map": 0.0}, directions={"SAD": "↓", "SIC": "↑", "CAD": "↓", "CID": "↑"}, scale=_check)
 def average_drop_increase(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """Per-image SAD, SIC (NA for single-map methods), CAD, CID (mean of both directions; ``_1``/``_2`` stored).
 

@@ -139,13 +139,7 @@ def auc(curve: np.ndarray) -> np.ndarray:
     scale=_scale,
 )
 def insertion_deletion(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """SI, SD (both maps) and CI, CD (each direction, then their mean) for pairs [B, 3, H, W] and maps [B, h, w]."""
     size = x1.shape[-1]

@@ -134,20 +134,9 @@ def score_maps(maps: torch.Tensor, labels: torch.Tensor, params: dict[str, Any])
     return out
 
 
-@register_metric(
-    "localisation",
-    defaults={"top_k": None, "class_blocks": [7, 8], "abs": False},
-    directions={c: "↑" for c in COLUMNS},
-    scale=_check,
-)
+@register_metric("localisation", defaults={"top_k": None, "class_blocks": [7, 8], "abs": False}, directions={c: "↑" for c in COLUMNS}, scale=_check)
 def localisation(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    m1: torch.Tensor,
-    m2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """PG/TKI/RRA/RMA of map1 [B, h, w] against the object and class-relevant masks of x1 (NA without masks)."""
     masks = getattr(ctx, "masks", None)  # [B, H, W] label masks of x1, or None

@@ -89,13 +89,7 @@ def noisy_maps(
     scale=_check,
 )
 def max_sensitivity(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """Per-image MS (mean over the maps of max_n ρ_k), MS_1, MS_2; NA for excluded methods."""
     mctx = require_method(ctx, "max_sensitivity")

@@ -122,19 +122,10 @@ def _levels(encoder: Encoder, params: dict[str, Any]) -> int:
 
 
 @register_metric(
-    "model_randomisation",
-    defaults={"cascade_levels": None, "max_images": None, "methods_without_rand": []},
-    directions={"RAND": "↓"},
-    scale=_check,
+    "model_randomisation", defaults={"cascade_levels": None, "max_images": None, "methods_without_rand": []}, directions={"RAND": "↓"}, scale=_check
 )
 def model_randomisation(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """Per-image RAND (final level) and RAND_L1..RAND_L<k> (Spearman of trained vs randomised maps)."""
     mctx = require_method(ctx, "model_randomisation")

@@ -6,17 +6,25 @@ import logging
 import time
 from typing import Any
 
+import torch
+
 from xai_ssl.data.corpus import corpus_for
 from xai_ssl.engine import explain_pairs, map_diagnostics
 from xai_ssl.io.maps_file import DreamedImages, save_attributions, save_dreamed
 from xai_ssl.io.pairs_file import read_pairs
-from xai_ssl.methods import get_method
+from xai_ssl.methods import MethodSpec, get_method
 from xai_ssl.methods.feature_visualisation import resolve_runtime
+from xai_ssl.models.encoder import Encoder
 from xai_ssl.provenance import config_hash
 from xai_ssl.stages.inference import job_provenance, load_for_inference, resolve_batch_size
 from xai_ssl.stages.job import log_diagnostics
 
 log = logging.getLogger(__name__)
+
+
+def job_settings(spec: MethodSpec, method_params: dict[str, Any], net: Encoder, size: int, batch_size: int | str, device: torch.device) -> tuple[int, dict[str, Any]]:
+    """The batch size (``auto`` resolved by timing) and the method's parameters resolved for ``size`` px."""
+    return resolve_batch_size(batch_size, net, size, device), spec.resolve_params(method_params, size)
 
 
 def compute_attributions(
@@ -45,9 +53,7 @@ def compute_attributions(
     spec = get_method(registry_method)
     net, torch_device, model_hash = load_for_inference(encoder, device, speed, torch_threads)
     data = read_pairs(pairs, shard=(int(shard), int(n_shards)))
-    size = data.x1.shape[-1]
-    batch = resolve_batch_size(batch_size, net, size, torch_device)
-    resolved = spec.resolve_params(method_params, size)
+    batch, resolved = job_settings(spec, method_params, net, data.x1.shape[-1], batch_size, torch_device)
     corpus = corpus_for(spec.needs_corpus, resolved, index, data.attrs, seed)
     t0 = time.perf_counter()
     map1, map2 = explain_pairs(net, data, spec, resolved, seed, torch_device, batch, method, progress, corpus=corpus)
@@ -96,9 +102,7 @@ def feature_visualisation(
         raise ValueError(f"method {registry_method!r} is a {spec.kind!r} method, not an image method")
     net, torch_device, _ = load_for_inference(encoder, device, speed, torch_threads)
     data = read_pairs(pairs)
-    size = data.x1.shape[-1]
-    batch = resolve_batch_size(batch_size, net, size, torch_device)
-    resolved = spec.resolve_params(method_params, size)
+    batch, resolved = job_settings(spec, method_params, net, data.x1.shape[-1], batch_size, torch_device)
     t0 = time.perf_counter()
     image, detail = explain_pairs(net, data, spec, resolved, seed, torch_device, batch, method, progress, chunk=max(1, batch))
     wall = time.perf_counter() - t0
