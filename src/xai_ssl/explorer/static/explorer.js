@@ -80,7 +80,8 @@
   function readHash() {
     const params = new URLSearchParams(location.hash.replace(/^#/, ""));
     const id = params.get("image");
-    if (id !== null && D.images.indexOf(id) >= 0) state.image = D.images.indexOf(id);
+    const known = id !== null && D.images.indexOf(id) >= 0;
+    if (known) state.image = D.images.indexOf(id);
     const methods = params.get("methods");
     if (methods !== null) {
       const names = methods.split(",").filter((m) => METHOD_INDEX.has(m));
@@ -92,6 +93,7 @@
       if (D.metrics[m] && D.metrics[m][c]) { state.sortMethod = m; state.sortColumn = c; }
       if (d === "best" || d === "worst") state.sortDir = d;
     }
+    return known;
   }
 
   function writeHash() {
@@ -668,12 +670,13 @@
     document.title = D.title + " · xai-ssl explorer";
     el("title").textContent = D.title;
     el("subtitle").textContent = (D.subtitle ? D.subtitle + " · " : "") + N + " images · " + METHODS.length + " methods";
-    readHash();
+    const imageInHash = readHash();
     const ids = el("image-ids");
     for (const id of D.images) { const o = document.createElement("option"); o.value = id; ids.appendChild(o); }
     renderPicker();
     fillSortControls();
     state.order = computeOrder();
+    if (!imageInHash) state.image = state.order[0];
     renderList();
 
     el("prev").addEventListener("click", () => step(-1));
