@@ -202,8 +202,20 @@ def chromium_driver(profile_dir: Path, width: int = 1400, height: int = 1000):
                 "--disable-sync", "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={profile_dir}",
                 f"--window-size={width},{height}"):
         opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})  # performance: the network requests
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+
+
+def requested_urls(driver) -> list[str]:
+    """URLs the page requested since the last call (Chrome's performance log, Network.requestWillBeSent)."""
+    import json
+
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
 
 
 def wait_rendered(driver, timeout: float = 20.0) -> None:
@@ -212,6 +224,15 @@ def wait_rendered(driver, timeout: float = 20.0) -> None:
 
     WebDriverWait(driver, timeout).until(lambda d: d.execute_script(
         "return !!(window.XaiSslExplorer && XaiSslExplorer.idle() && document.body.dataset.rendered)"))
+
+
+def full_page_screenshot(driver, path: Path, width: int = 1400) -> None:
+    """Screenshot of the whole page: the window is made as tall as the document first."""
+    height = driver.execute_script("return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
+    driver.set_window_size(width, min(int(height) + 140, 6000))  # + browser frame
+    driver.execute_script("window.scrollTo(0, 0)")
+    wait_rendered(driver)
+    driver.save_screenshot(str(path))
 
 
 def docs_screenshot(out_png: Path, split_dir: Path) -> None:

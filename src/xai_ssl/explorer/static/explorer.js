@@ -15,10 +15,8 @@
   window.addEventListener("error", (e) => showError("Error: " + e.message));
   window.addEventListener("unhandledrejection", (e) => showError("Error: " + (e.reason && e.reason.message ? e.reason.message : e.reason)));
 
-  if (!D) {
-    showError("data.js was not found or could not be read. It must lie next to index.html: copy the whole explorer folder, not only index.html.");
-    return;
-  }
+  window.XaiSslExplorerLoaded = true;
+  if (!D) return; // index.html says which file is missing
 
   // Colour tables: 33 samples of matplotlib's viridis (perceptually uniform, sequential; van der Walt & Smith, CC0)
   // and coolwarm (Moreland 2009, diverging), interpolated linearly.
@@ -323,8 +321,15 @@
     for (const li of el("image-list").children) {
       const cur = Number(li.dataset.image) === state.image;
       li.classList.toggle("current", cur);
-      if (cur) { li.setAttribute("aria-current", "true"); li.scrollIntoView({ block: "nearest" }); } else li.removeAttribute("aria-current");
+      if (cur) { li.setAttribute("aria-current", "true"); revealInSidebar(li); } else li.removeAttribute("aria-current");
     }
+  }
+
+  function revealInSidebar(li) { // scroll the list only, never the page
+    const bar = el("sidebar"); // position: sticky, so li.offsetTop is relative to it
+    const head = bar.querySelector(".sort-controls").offsetHeight; // sticky controls cover the top of the list
+    if (li.offsetTop - head < bar.scrollTop) bar.scrollTop = li.offsetTop - head;
+    else if (li.offsetTop + li.offsetHeight > bar.scrollTop + bar.clientHeight) bar.scrollTop = li.offsetTop + li.offsetHeight - bar.clientHeight;
   }
 
   function goTo(i) {
@@ -694,6 +699,14 @@
     el("panel-size").addEventListener("change", (e) => { state.size = Number(e.target.value); render(); });
     el("native-pixels").addEventListener("change", (e) => { state.native = e.target.checked; render(); });
     el("all-columns").addEventListener("change", (e) => { state.allColumns = e.target.checked; render(); });
+    window.addEventListener("hashchange", () => { // an edited or pasted address: show its state
+      readHash();
+      syncPicker();
+      fillSortControls();
+      state.order = computeOrder();
+      renderList();
+      render();
+    });
     document.addEventListener("keydown", (e) => {
       if (e.target.closest && e.target.closest("input, select, textarea")) return;
       if (e.key === "ArrowLeft") step(-1);
