@@ -45,7 +45,7 @@ def fake_data(n_images: int = 6, n_methods: int = 5, size: int = 48, seed: int =
     x1, x2, xt = (fake_views(rng, n_images, size) for _ in range(3))
     views = {"crop_aug": (x1, x2), "interpolation": (x1, xt)}
     base = {"crop_aug": rng.uniform(0.2, 0.95, n_images), "interpolation": rng.uniform(0.6, 0.99, n_images)}
-    shapes = [(6, 6), (18, 18), (size, size), (3, 3)]
+    shapes = [(6, 6), (18, 18), (size, size), (4, 6)]  # (4, 6): not square, so a transposed map shows
     methods: dict[str, MethodMaps] = {}
     for k in range(n_methods):
         baseline = k == n_methods - 1 and n_methods > 1

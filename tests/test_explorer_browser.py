@@ -207,9 +207,44 @@ def test_switch_methods_images_and_opacity(driver, explorer: tuple[ExplorerData,
     assert full["method_1/1"] != full["random_baseline/1"]
     assert np.abs(pixels(full["method_1/1"]) - pixels(plain["method_1/1"])).mean() > 10
     # colour scale: method_1's maps are signed; forcing sequential changes the picture, auto = diverging
-    act(driver, lambda: __import__("selenium.webdriver.support.ui", fromlist=["Select"]).Select(driver.find_element("id", "colour-scale")).select_by_value("sequential"))
+    from selenium.webdriver.support.ui import Select
+
+    act(driver, lambda: Select(driver.find_element("id", "colour-scale")).select_by_value("sequential"))
     assert canvases(driver)["method_1/1"] != full["method_1/1"]
+    # opacity 1, no smoothing: every map cell shows the colour of its level (viridis; coolwarm centred at 0)
+    act(driver, lambda: driver.find_element("id", "native-pixels").click())
+    check_overlay_colours(driver, data, "method_1", image=4)
+    act(driver, lambda: Select(driver.find_element("id", "colour-scale")).select_by_value("auto"))
+    check_overlay_colours(driver, data, "method_1", image=4, diverging=True)  # signed map: auto = diverging
+    act(driver, lambda: Select(driver.find_element("id", "colour-scale")).select_by_value("sequential"))
+    act(driver, lambda: driver.find_element("id", "prev").click())
+    check_overlay_colours(driver, data, "method_1", image=3)
+    act(driver, lambda: driver.find_element("css selector", "#method-picker input[data-method='method_3']").click())
+    check_overlay_colours(driver, data, "method_3", image=3)
     assert severe(driver) == []
+
+
+def check_overlay_colours(driver, data: ExplorerData, method: str, image: int, diverging: bool = False) -> None:
+    """Pixels at the map cells' centres equal matplotlib's colour map of the map's 8-bit level (independent colour table).
+
+    Sequential: viridis from min to max; diverging: coolwarm with 0 in the middle and ±max |value| at the ends.
+    """
+    import matplotlib
+
+    assert js_state(driver)["image"] == image
+    shot = pixels(canvases(driver)[f"{method}/1"])  # [S, S, 3]
+    raw = data.methods[method].map1[image].astype(np.float64)
+    lo, hi = raw.min(), raw.max()
+    level = np.round((raw - lo) / (hi - lo) * 255) / 255
+    if diverging:
+        value = lo + level * (hi - lo)
+        expected = np.asarray(matplotlib.colormaps["coolwarm"](0.5 + 0.5 * value / max(abs(lo), abs(hi))))[..., :3] * 255
+    else:
+        expected = np.asarray(matplotlib.colormaps["viridis"](level))[..., :3] * 255  # [h, w, 3]
+    h, w = raw.shape
+    size = shot.shape[0]
+    centres = shot[((np.arange(h) + 0.5) * size / h).astype(int)][:, ((np.arange(w) + 0.5) * size / w).astype(int)]
+    assert np.abs(centres - expected).max() <= 6  # the page interpolates 33 samples of viridis
 
 
 def test_sort_images_by_a_metric(driver, explorer: tuple[ExplorerData, Path]) -> None:
