@@ -53,7 +53,7 @@ def fake_data(n_images: int = 6, n_methods: int = 5, size: int = 48, seed: int =
         h, w = (size, size) if noise_maps else shapes[k % len(shapes)]
         family = "interpolation" if k % 3 == 2 else "crop_aug"
         signed = k % 2 == 1
-        m1 = rng.uniform(-1 if signed else 0, 1, (n_images, h, w)).astype(np.float32) * np.float32(10.0 ** (k % 3 - 1))
+        m1 = rng.uniform(-0.4 if signed else 0, 1, (n_images, h, w)).astype(np.float32) * np.float32(10.0 ** (k % 3 - 1))
         m2 = None if k % 4 == 3 else rng.uniform(-0.5 if signed else 0, 2, (n_images, h, w)).astype(np.float32)
         methods[name] = MethodMaps(family, m1, m2, baseline)
     first = next(iter(methods.values()))
