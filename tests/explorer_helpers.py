@@ -1,7 +1,7 @@
 """Explorer test helpers: fake ExplorerData, an explorer from real maps of a tiny encoder, a headless Chromium.
 
-``python tests/explorer_helpers.py docs/images/explorer.png`` writes the README screenshot (needs the shared
-Two4Two renders, Debian's chromium and chromedriver).
+``python tests/explorer_helpers.py docs/images/explorer.png ../shared/data/two4two-mini`` writes the README
+screenshot (needs the shared Two4Two renders, Debian's chromium and chromedriver).
 """
 
 from __future__ import annotations
@@ -118,11 +118,12 @@ def centre_baseline(n: int, size: int) -> np.ndarray:
 
 
 def real_explorer_files(work: Path, split_dir: Path, n_images: int = 6, size: int = 48, width: int = 4, methods: dict | None = None,
-                        metrics: dict | None = None) -> dict:
+                        metrics: dict | None = None, train_dir: Path | None = None, epochs: int = 0) -> dict:
     """Write the workflow's files (pairs, attribution shards, per-image CSVs, curves) for real maps of a tiny encoder.
 
     Uses the library's own steps: xai_ssl.pairs.write_pairs, the method registry
-    (``get_method(name).fn`` via compute_attributions), score_attributions and save_scores.
+    (``get_method(name).fn`` via compute_attributions), score_attributions and save_scores. The encoder is
+    randomly initialised, or trained with SimCLR for ``epochs`` on the renders of ``train_dir``.
     Returns the keyword arguments of :func:`xai_ssl.explorer.explorer_data_from_files`.
     """
     import torch
@@ -137,7 +138,16 @@ def real_explorer_files(work: Path, split_dir: Path, n_images: int = 6, size: in
     from xai_ssl.pairs import read_pairs, write_pairs
 
     torch.manual_seed(0)
-    encoder = build_small_resnet(width=width, embedding_dim=32, hidden_dim=64).eval()
+    encoder = build_small_resnet(width=width, embedding_dim=32, hidden_dim=64)
+    if epochs:
+        import torchvision.transforms.v2.functional as TF
+
+        from xai_ssl.data.io import load_rgb
+        from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
+
+        images = torch.stack([TF.resize(load_rgb(r.path), [size, size], antialias=True) for r in read_two4two_split(train_dir)])
+        train_simclr(encoder, images, SimCLRParams(epochs=epochs, batch_size=64, lr=2e-3, crop_scale=(0.3, 1.0)), 0, torch.device("cpu"), progress=False)
+    encoder = encoder.eval()
     records = read_two4two_split(split_dir)[:n_images]
     pairs_h5 = work / "pairs.h5"
     write_pairs(records, pairs_h5, size=size, seed=0, progress=False, crop_scale=(0.3, 1.0))
@@ -182,7 +192,7 @@ def browser_missing() -> str | None:
     """Why the browser tests cannot run here (None when they can)."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (os.path.isfile(p) and os.access(p, os.X_OK))]
     if missing:
-        return f"{' and '.join(missing)} not found: install them with `{INSTALL_HINT}` (Debian/Ubuntu)"
+        return f"{' and '.join(missing)} not found: install Debian's chromium and its driver with `{INSTALL_HINT}`"
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -243,16 +253,16 @@ def docs_screenshot(out_png: Path, split_dir: Path) -> None:
 
     with tempfile.TemporaryDirectory(prefix="explorer-docs-") as tmp:
         tmp = Path(tmp)
-        files = real_explorer_files(tmp / "work", split_dir, n_images=8, width=16)
-        data = explorer_data_from_files(**files, title="two4two-mini · small_resnet (random weights)",
-                                        subtitle="8 real Two4Two renders at 48 px; maps of a randomly initialised encoder")
+        files = real_explorer_files(tmp / "work", split_dir / "test", n_images=8, width=16, train_dir=split_dir / "train", epochs=40)
+        data = explorer_data_from_files(**files, title="two4two-mini · small_resnet (SimCLR, 40 epochs on 48 renders)",
+                                        subtitle="8 real Two4Two renders at 48 px")
         index = write_explorer(tmp / "explorer", data)
-        driver = chromium_driver(tmp / "profile", 1280, 900)
+        driver = chromium_driver(tmp / "profile", 1440, 900)
         try:
             driver.get(index.as_uri() + "#image=" + data.image_ids[2] + "&methods=conditional_occlusion,gradcam,input_x_gradient,centre_baseline"
                        + "&sort=gradcam|SD|worst")
             wait_rendered(driver)
-            driver.save_screenshot(str(tmp / "shot.png"))
+            full_page_screenshot(driver, tmp / "shot.png", 1440)
         finally:
             driver.quit()
         img = Image.open(tmp / "shot.png").convert("RGB")
@@ -261,4 +271,6 @@ def docs_screenshot(out_png: Path, split_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    docs_screenshot(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "shared/data/two4two-mini/test")
+    if len(sys.argv) != 3:
+        sys.exit("usage: python tests/explorer_helpers.py OUT.png TWO4TWO_DIR  (with test/ and train/, e.g. ../shared/data/two4two-mini)")
+    docs_screenshot(Path(sys.argv[1]), Path(sys.argv[2]))
