@@ -128,7 +128,11 @@ def real_explorer_files(work: Path, split_dir: Path, n_images: int = 6, size: in
     """
     import torch
 
-    from xai_ssl.attribution import Attributions, compute_attributions, save_attributions
+    from xai_ssl.attribution import (
+        Attributions,
+        compute_attributions,
+        save_attributions,
+    )
     from xai_ssl.data.two4two import read_two4two_split
     from xai_ssl.evaluation import save_scores, score_attributions
     from xai_ssl.explorer import base_cosines

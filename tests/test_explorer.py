@@ -13,12 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from explorer_helpers import fake_data, real_explorer_files
 from PIL import Image
 
-from explorer_helpers import fake_data, real_explorer_files
 from xai_ssl.attribution import save_attributions
 from xai_ssl.evaluation import save_scores
-from xai_ssl.explorer import ExplorerData, MethodMaps, base_cosines, explorer_data_from_files, write_explorer
+from xai_ssl.explorer import (
+    ExplorerData,
+    base_cosines,
+    explorer_data_from_files,
+    write_explorer,
+)
 from xai_ssl.h5io import write_strings
 from xai_ssl.pairs import read_pairs
 
@@ -203,7 +208,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     write_explorer(out, fake_data(n_images=3, n_methods=2, seed=1))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    import xai_ssl.explorer.writer as writer
+    from xai_ssl.explorer import writer
 
     real = writer.data_script
 

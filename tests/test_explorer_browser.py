@@ -17,9 +17,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from explorer_helpers import (
+    browser_missing,
+    chromium_driver,
+    fake_data,
+    full_page_screenshot,
+    real_explorer_files,
+    requested_urls,
+    wait_rendered,
+)
 from PIL import Image
 
-from explorer_helpers import browser_missing, chromium_driver, fake_data, full_page_screenshot, real_explorer_files, requested_urls, wait_rendered
 from xai_ssl.explorer import ExplorerData, explorer_data_from_files, write_explorer
 
 REPO = Path(__file__).resolve().parents[1]
