@@ -30,6 +30,8 @@ from PIL import Image
 
 from xai_ssl.explorer import ExplorerData, explorer_data_from_files, write_explorer
 
+pytestmark = pytest.mark.xdist_group("browser")  # one Chromium per module, on one worker
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 

@@ -99,16 +99,16 @@ def _metrics(data: ExplorerData, columns: list[dict[str, Any]]) -> dict[str, Any
     pos = {image_id: i for i, image_id in enumerate(data.image_ids)}
     n = len(data.image_ids)
     out: dict[str, Any] = {}
-    df = data.metrics
+    df = data.metrics.astype({"method": str, "column": str, "image_id": str})
+    groups = dict(list(df.groupby(["method", "column"], sort=False)))  # (method, column) -> rows, one pass
     for method in data.methods:
-        sub = df[df["method"].astype(str) == method]
         per: dict[str, Any] = {}
         for col in columns:
-            rows = sub[sub["column"].astype(str) == col["name"]]
-            if rows.empty:
+            rows = groups.get((method, col["name"]))
+            if rows is None:
                 continue
             v = np.full(n, np.nan)
-            idx = [pos[str(i)] for i in rows["image_id"]]
+            idx = [pos[i] for i in rows["image_id"]]
             v[idx] = pd.to_numeric(rows["value"], errors="coerce").to_numpy(dtype=np.float64)
             ok = np.isfinite(v)
             ranks = ranks_by_direction(v, col["direction"]) if col["direction"] else np.zeros(n, np.int64)
