@@ -121,32 +121,31 @@ def real_explorer_files(work: Path, split_dir: Path, n_images: int = 6, size: in
                         metrics: dict | None = None, train_dir: Path | None = None, epochs: int = 0) -> dict:
     """Write the workflow's files (pairs, attribution shards, per-image CSVs, curves) for real maps of a tiny encoder.
 
-    Uses the library's own steps: xai_ssl.pairs.write_pairs, the method registry
-    (``get_method(name).fn`` via compute_attributions), score_attributions and save_scores. The encoder is
+    Uses the library's own steps: the pairs writer, the method registry
+    (``get_method(name).fn`` via engine.explain_pairs), score_attributions and save_scores. The encoder is
     randomly initialised, or trained with SimCLR for ``epochs`` on the renders of ``train_dir``.
     Returns the keyword arguments of :func:`xai_ssl.explorer.explorer_data_from_files`.
     """
     import torch
 
-    from xai_ssl.attribution import (
-        Attributions,
-        compute_attributions,
-        save_attributions,
-    )
+    from helpers import write_pairs
     from xai_ssl.data.two4two import read_two4two_split
-    from xai_ssl.evaluation import save_scores, score_attributions
+    from xai_ssl.engine import explain_pairs
     from xai_ssl.explorer import base_cosines
+    from xai_ssl.io.maps_file import Attributions, save_attributions
+    from xai_ssl.io.pairs_file import read_pairs
+    from xai_ssl.io.scores_file import save_scores
     from xai_ssl.methods import get_method
     from xai_ssl.metrics import get_metric
     from xai_ssl.models.small_resnet import build_small_resnet
-    from xai_ssl.pairs import read_pairs, write_pairs
+    from xai_ssl.scoring import score_attributions
 
     torch.manual_seed(0)
     encoder = build_small_resnet(width=width, embedding_dim=32, hidden_dim=64)
     if epochs:
         import torchvision.transforms.v2.functional as TF
 
-        from xai_ssl.data.io import load_rgb
+        from xai_ssl.data.images import load_rgb
         from xai_ssl.models.simclr_training import SimCLRParams, train_simclr
 
         images = torch.stack([TF.resize(load_rgb(r.path), [size, size], antialias=True) for r in read_two4two_split(train_dir)])
@@ -168,7 +167,7 @@ def real_explorer_files(work: Path, split_dir: Path, n_images: int = 6, size: in
             m2 = m1.clone()
         else:
             family, resolved = spec.pair_family, spec.resolve_params(params, size)
-            m1, m2 = compute_attributions(encoder, pairs, spec, resolved, 0, device, 32, name, progress=False)
+            m1, m2 = explain_pairs(encoder, pairs, spec, resolved, 0, device, 32, name, progress=False)
         h5 = work / "attributions" / name / "shard-0.h5"
         attrs = {"method": name, "registry_method": name, "pair_family": family, "params": resolved, "seed": 0}
         save_attributions(h5, pairs.image_ids, pairs.indices, m1, m2, attrs)

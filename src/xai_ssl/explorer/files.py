@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
 
-from xai_ssl.attribution import load_attributions
 from xai_ssl.explorer.data import ExplorerData, MethodMaps
-from xai_ssl.h5io import read_strings
-from xai_ssl.pairs import Pairs, read_pairs, to_uint8
+from xai_ssl.io.hdf5 import open_h5, read_strings
+from xai_ssl.io.maps_file import load_attributions
+from xai_ssl.io.pairs_file import Pairs, read_pairs
+from xai_ssl.io.scores_file import read_scores
+from xai_ssl.pairs import to_uint8
 
 BASELINE_METHODS = ("random_baseline", "centre_baseline", "edge_baseline")  # reference maps, shown greyed
 
@@ -30,7 +31,7 @@ def default_directions() -> dict[str, str]:
 
 def base_cosines(encoder: torch.nn.Module, pairs: Pairs, families: Sequence[str], batch_size: int = 32, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
     """cos(f(view 1), f(view 2)) [N] of every pair family, as the methods compute it (eps 1e-8)."""
-    from xai_ssl.methods.base import cosine, embed_batched
+    from xai_ssl.engine import cosine, embed_batched
 
     encoder = encoder.to(device).eval()
     out = {}
@@ -64,7 +65,7 @@ def _read_scores(method: str, paths: Sequence[Path]) -> pd.DataFrame:
     """Per-image CSVs of one method -> long rows (method, image_id, column, value); inf and text -> NA."""
     frames = []
     for path in paths:
-        df = pd.read_csv(path, na_values=["NA"], keep_default_na=False, dtype={"image_id": str})
+        df = read_scores(path)
         if "image_id" not in df.columns:
             raise ValueError(f"explorer: {path} has no image_id column; is it a per-image metrics CSV?")
         values = df.drop(columns=["image_id"]).apply(pd.to_numeric, errors="coerce").astype(np.float64)
@@ -78,7 +79,7 @@ def _read_scores(method: str, paths: Sequence[Path]) -> pd.DataFrame:
 
 def _read_curves(path: Path, positions: Mapping[str, int], n: int, into: dict[str, np.ndarray]) -> None:
     """Add the curves [n_shard, T+1] of one curves HDF5 to ``into`` (name -> [N, T+1], NaN rows = absent)."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "curves file") as f:
         ids = read_strings(f, "image_id")
         unknown = [i for i in ids if i not in positions]
         if unknown:

@@ -16,16 +16,16 @@ import torch
 from explorer_helpers import fake_data, real_explorer_files
 from PIL import Image
 
-from xai_ssl.attribution import save_attributions
-from xai_ssl.evaluation import save_scores
 from xai_ssl.explorer import (
     ExplorerData,
     base_cosines,
     explorer_data_from_files,
     write_explorer,
 )
-from xai_ssl.h5io import write_strings
-from xai_ssl.pairs import read_pairs
+from xai_ssl.io.hdf5 import write_strings
+from xai_ssl.io.maps_file import save_attributions
+from xai_ssl.io.pairs_file import read_pairs
+from xai_ssl.io.scores_file import save_scores
 
 PREFIX = "window.XAI_SSL_EXPLORER = "
 
@@ -324,8 +324,8 @@ def test_explorer_data_from_files_refuses_mismatched_images(tmp_path: Path) -> N
 
 
 def test_base_cosines_equal_a_plain_loop() -> None:
+    from xai_ssl.io.pairs_file import Pairs
     from xai_ssl.models.small_resnet import build_small_resnet
-    from xai_ssl.pairs import Pairs
 
     torch.manual_seed(0)
     enc = build_small_resnet(width=4, embedding_dim=8, hidden_dim=16).double().eval()

@@ -28,11 +28,11 @@ from explorer_helpers import (
 )
 from PIL import Image
 
+from helpers import REPO
 from xai_ssl.explorer import ExplorerData, explorer_data_from_files, write_explorer
 
 pytestmark = pytest.mark.xdist_group("browser")  # one Chromium per module, on one worker
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 
 
