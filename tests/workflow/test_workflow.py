@@ -171,10 +171,14 @@ def test_param_change_reruns_only_that_method(run: tuple[Path, Path]) -> None:
 
 
 def test_report(run: tuple[Path, Path]) -> None:
+    """The report (a zip: it holds the explorer folder) has the figures, the tables and the explorer."""
+    import zipfile
+
     work, code = run
-    snakemake(work, code, "--report", "report.html")
-    html = (work / "report.html").read_text(errors="replace")
-    assert "attribution_grid.png" in html and "scores.csv" in html
+    snakemake(work, code, "--report", "report.zip")
+    names = zipfile.ZipFile(work / "report.zip").namelist()
+    for wanted in ("attribution_grid.png", "scores.csv", "explorer/tiny/tiny_simclr/index.html", "report.html"):
+        assert any(n.endswith(wanted) for n in names), (wanted, names[:30])
 
 
 def test_bad_config_stops_before_any_job(run: tuple[Path, Path]) -> None:
