@@ -43,6 +43,8 @@ class MethodSpec:
     cost: str = ""
     kind: str = "map"  # "map": attributed and scored; "image": produces images (feature visualisation), not scored
     needs_corpus: bool = False  # True: ctx.corpus must hold reference images (COCOA corpus, VDSN / embedded Grad-CAM database)
+    family: str = "other"  # figure grouping: occlusion, cam, gradient, perturbation, other (baselines: "baseline")
+    baseline: bool = False  # a reference map that ignores the model (random, centre, edge): tables and figures show it apart
 
     def resolve_params(self, params: dict[str, Any] | None, image_size: int) -> dict[str, Any]:
         """Defaults overridden by ``params``; unknown keys are refused."""
@@ -67,13 +69,17 @@ def register_method(
     cost: str = "",
     kind: str = "map",
     needs_corpus: bool = False,
+    family: str = "other",
+    baseline: bool = False,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: add a method function to the registry under ``name``."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
-        METHOD_REGISTRY[name] = MethodSpec(name, fn, pair_family, dict(defaults or {}), n_maps, cost, kind, needs_corpus)
+        METHOD_REGISTRY[name] = MethodSpec(
+            name, fn, pair_family, dict(defaults or {}), n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline
+        )
         return fn
 
     return wrap

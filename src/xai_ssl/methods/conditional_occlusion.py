@@ -54,7 +54,7 @@ def occlusion_drop_map(
 
 @register_method(
     "conditional_occlusion",
-    pair_family="crop_aug",
+    pair_family="crop_aug", family="occlusion",
     defaults={"window": None, "stride": None},
     cost="2*K^2 forwards (K = (size - window) // stride + 1), no backward",
 )

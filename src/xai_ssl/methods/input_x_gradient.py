@@ -29,12 +29,12 @@ def times_input(encoder: Encoder, x: torch.Tensor, grad: torch.Tensor) -> torch.
 
 @register_method(
     "input_x_gradient_g",
-    pair_family="interpolation",
+    pair_family="interpolation", family="gradient",
     defaults={"guided": True},
     cost="2 forwards + 1 backward (guided ReLUs)",
 )
 @register_method(
-    "input_x_gradient", pair_family="interpolation", defaults={"guided": False}, cost="2 forwards + 1 backward"
+    "input_x_gradient", pair_family="interpolation", family="gradient", defaults={"guided": False}, cost="2 forwards + 1 backward"
 )
 def input_x_gradient(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
