@@ -39,6 +39,8 @@ from xai_ssl.provenance import code_fingerprint, config_hash, environment
 from xai_ssl.reference import write_comparison
 from xai_ssl.seeding import generator
 from xai_ssl.seeding import derive_seed
+from xai_ssl.method_roles import BASELINE, baselines_last, method_families
+from xai_ssl.significance import significance_table
 from xai_ssl.tables import diagnostic_counts, na_counts, read_per_image, read_shard_attrs, summary_table, table_provenance, write_tables
 
 log = logging.getLogger(__name__)
@@ -425,12 +427,14 @@ def aggregate(score_csvs: Sequence[Path], methods: Sequence[str], metric_names: 
     """Merge per-image scores of all methods (and shards) into the summary table and a long CSV.
 
     Summary: mean over images per method and column (``<col>_median`` columns: the median of
-    ``<col>``), methods in config order, columns in the paper's order; the CSV also carries
-    ``n_images`` and ``na_<col>`` (images without a value), the Markdown notes partial NA counts.
+    ``<col>``), methods in config order with the baselines last, columns in the paper's order; the CSV also
+    carries ``n_images``, ``na_<col>`` (images without a value) and ``p_<col>`` (Holm-adjusted p against the
+    random baseline), the Markdown notes partial NA counts and marks means not distinguishable from random.
     """
     per_image = read_per_image([Path(p) for p in score_csvs], list(methods))
     directions = metric_directions(metric_names)
-    order = list(dict.fromkeys(methods))
+    families = method_families(list(dict.fromkeys(methods)))
+    order = baselines_last(list(methods), families)
     table = summary_table(per_image, directions, order)
     shard_attrs = [read_shard_attrs(Path(p)) for p in score_csvs]
     counts = diagnostic_counts(shard_attrs, list(methods), order)
@@ -438,8 +442,10 @@ def aggregate(score_csvs: Sequence[Path], methods: Sequence[str], metric_names: 
         if row.any():
             log.info("%s: bad-number counts %s", method, {k: int(v) for k, v in row.items() if v})
     provenance = table_provenance(shard_attrs, [Path(p) for p in score_csvs], list(methods))
+    significance = significance_table(per_image, [c for c in directions if c in per_image.columns], order)
     write_tables(table, per_image, directions, Path(out_csv), Path(out_md), Path(out_long), title,
-                 na=na_counts(per_image, directions, order), counts=counts, provenance=provenance)
+                 na=na_counts(per_image, directions, order), counts=counts, provenance=provenance,
+                 significance=significance, baselines=[m for m in order if families[m] == BASELINE])
     return table
 
 
