@@ -19,6 +19,7 @@ FAMILY_LABELS = {
     "perturbation": "perturbation / surrogate",
     "other": "other",
     BASELINE: "baselines",
+    "reference": "reference",  # legend column of reference lines (the random baseline's mean)
 }
 
 

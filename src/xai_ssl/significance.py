@@ -160,4 +160,27 @@ def significance_note(sig: Significance, table: pd.DataFrame, columns: Sequence[
     parts = [f"{c} ({'all methods' if len(ms) == len(with_values[c]) else ', '.join(ms)})" for c, ms in untested.items() if ms]
     if parts:
         text += f" Not tested (fewer than {sig.min_pairs} pairs, no mark): " + "; ".join(parts) + "."
+    floors = {c: smallest_adjusted_p(sig, c) for c in cols}
+    powerless = [c for c, f in floors.items() if sig.alpha <= f < math.inf]
+    if powerless:
+        floor = min(floors[c] for c in powerless)
+        which = "any tested column" if len(powerless) == sum(f < math.inf for f in floors.values()) else ", ".join(powerless)
+        text += (
+            f" Too few images to tell any method from {sig.reference} in {which}: the smallest adjusted p these n allow "
+            f"(k · 2 / 2^n for k corrected tests) is {floor:.2g} ≥ {sig.alpha:g}."
+        )
     return text
+
+
+def smallest_adjusted_p(sig: Significance, column: str) -> float:
+    """The smallest Holm-adjusted p any method could reach in ``column``: k · 2 / 2^n_max (inf if nothing was tested).
+
+    2 / 2^n is the smallest two-sided signed-rank p with n pairs (all differences of one sign); Holm multiplies
+    the smallest of the k p values of a column by k.
+    """
+    key = f"p_{column}"
+    tested = [m for m in sig.p.index if m != sig.reference and np.isfinite(sig.p.at[m, key])]
+    if not tested:
+        return math.inf
+    n_max = max(int(sig.n.at[m, f"n_{column}"]) for m in tested)
+    return min(1.0, len(tested) * 2.0 / 2.0**n_max)
