@@ -50,7 +50,7 @@ rule aggregate_tables:
         methods=shard_methods,
         metrics=METRICS,
         title="{dataset} / {model}",
-        code=code_fingerprint("tables", "steps"),
+        code=code_fingerprint("tables", "significance", "method_roles", "steps"),
     log:
         "logs/aggregate_tables/{dataset}/{model}.log",
     localrule: True

@@ -40,7 +40,7 @@ rule plot_curves:
     params:
         methods=shard_methods,
         title="{dataset} / {model}",
-        code=code_fingerprint("plots", "steps"),
+        code=code_fingerprint("plots", "method_roles", "significance", "steps"),
     log:
         "logs/plot_curves/{dataset}/{model}.log",
     localrule: True
@@ -71,7 +71,7 @@ rule plot_metric_bars:
     params:
         metrics=METRICS,
         title="{dataset} / {model}",
-        code=code_fingerprint("plots", "steps"),
+        code=code_fingerprint("plots", "method_roles", "significance", "steps"),
     log:
         "logs/plot_metric_bars/{dataset}/{model}.log",
     localrule: True
