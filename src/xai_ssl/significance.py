@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
 
 RANDOM_BASELINE = "random_baseline"
 ALPHA = 0.05
@@ -50,6 +49,8 @@ def paired_wilcoxon(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.nda
     d = np.round(x[keep] - y[keep], ROUND_DECIMALS)  # [n]
     if not np.any(d):
         return 1.0, n
+    from scipy.stats import wilcoxon  # imported here: scipy.stats costs ~1 s, the figure jobs only need the constants
+
     return float(wilcoxon(d, zero_method="pratt", alternative="two-sided", method="auto").pvalue), n
 
 
