@@ -1,5 +1,5 @@
-# Data: generate or index a dataset (or select the ImageNet validation images), then store the explained
-# pairs once per dataset.
+# Data: generate, download and extract, or index a dataset (or select the ImageNet validation images), then
+# store the explained pairs once per dataset.
 
 
 rule generate_synthetic_dataset:
@@ -9,7 +9,7 @@ rule generate_synthetic_dataset:
         generate=lookup(dpath="datasets/{dataset}/generate", within=config),
         seed=config["seed"],
         progress=config["progress"],
-        code=code_fingerprint("data"),
+        code=PLAN.code("generate_synthetic_dataset"),
     log:
         "logs/generate_synthetic_dataset/{dataset}.log",
     benchmark:
@@ -20,19 +20,64 @@ rule generate_synthetic_dataset:
         "../workflow/scripts/generate_synthetic_dataset.py"
 
 
+# Two4Two datasets published as tar archives (source: two4two_archive): download (or place by hand), verify
+# (pinned sha256, else trust on first use), extract the split folders; index_dataset reads them like a Two4Two
+# folder. Downloads run on the submitting host (compute nodes often have no network); a file placed by hand at
+# the archive path is used as it is. A failed download names the URL and that path.
+rule download_dataset_archive:
+    output:
+        archive=ensure("{archive}", non_empty=True, sha256=PLAN.archive_ensured_sha256),
+    params:
+        url=PLAN.archive_url,
+        sha256=PLAN.archive_pin,
+    wildcard_constraints:
+        archive=alternatives(PLAN.archive_downloads),
+    log:
+        "logs/download_dataset_archive/{archive}.log",
+    localrule: True
+    retries: 3
+    cache: "omit-software"
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/download_dataset_archive.py"
+
+
+rule extract_two4two_archive:
+    input:
+        archive=PLAN.archive,
+    output:
+        files=directory("results/data/{dataset}/extracted"),
+    params:
+        splits=lookup(dpath="datasets/{dataset}/extract_splits", within=config),
+        sha256=PLAN.archive_pin,
+        url=PLAN.dataset_key("url"),
+        code=PLAN.code("extract_two4two_archive"),
+    wildcard_constraints:
+        dataset=alternatives(PLAN.archive_datasets),
+    log:
+        "logs/extract_two4two_archive/{dataset}.log",
+    benchmark:
+        "benchmarks/extract_two4two_archive/{dataset}.tsv"
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/extract_two4two_archive.py"
+
+
 rule index_dataset:
     input:
-        unpack(dataset_files),
+        unpack(PLAN.dataset_files),
     output:
         index="results/data/{dataset}/index.csv",
         skipped="results/data/{dataset}/index.skipped.csv",
     params:
         source=lookup(dpath="datasets/{dataset}/source", within=config),
-        root=dataset_root,
+        root=PLAN.dataset_root,
         on_bad_image=lookup(dpath="datasets/{dataset}/on_bad_image", within=config),
-        code=code_fingerprint("data", "steps"),
+        code=PLAN.code("index_dataset"),
     wildcard_constraints:
-        dataset=_dataset_names(INDEXED_DATASETS),
+        dataset=alternatives(PLAN.indexed_datasets),
     log:
         "logs/index_dataset/{dataset}.log",
     localrule: True
@@ -49,12 +94,12 @@ rule prepare_imagenet_val:
         index="results/data/{dataset}/index.csv",
         images=directory("results/data/{dataset}/images"),
     params:
-        path=lambda wildcards: str(Path(config["datasets"][wildcards.dataset]["path"]).resolve()),
+        path=PLAN.dataset_path,
         n_images=lookup(dpath="datasets/{dataset}/n_images", within=config),
-        pattern=lambda wildcards: config["datasets"][wildcards.dataset].get("pattern"),
-        code=code_fingerprint("data", "steps"),
+        pattern=PLAN.dataset_key("pattern"),
+        code=PLAN.code("prepare_imagenet_val"),
     wildcard_constraints:
-        dataset=_dataset_names(IMAGENET_DATASETS),
+        dataset=alternatives(PLAN.imagenet_datasets),
     log:
         "logs/prepare_imagenet_val/{dataset}.log",
     localrule: True
@@ -76,7 +121,7 @@ rule make_pairs:
         crop_scale=lookup(dpath="datasets/{dataset}/view_crop_scale", within=config),
         seed=config["seed"],
         progress=config["progress"],
-        code=code_fingerprint("pairs", "augment", "data", "steps"),
+        code=PLAN.code("make_pairs"),
     log:
         "logs/make_pairs/{dataset}.log",
     benchmark:

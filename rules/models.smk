@@ -1,28 +1,23 @@
-# Models: encoders trained in the workflow with SimCLR (checkpoint, loss table and figure), or pretrained
-# checkpoints (SimCLRv2, Barlow Twins, SimSiam, torchvision ResNets) that are downloaded, converted or placed
-# by hand, verified (sha256) and loaded strictly into the common encoder format.
+# Models: encoders trained in the workflow with SimCLR (checkpoint and loss table), or pretrained checkpoints
+# (SimCLRv2, Barlow Twins, SimSiam, torchvision ResNets) that are downloaded, converted or placed by hand,
+# verified (sha256) and loaded strictly into the common encoder format.
 
 
 rule train_model:
     input:
-        index=train_index,
+        index=PLAN.train_index,
     output:
-        checkpoint=ensure("results/models/{model}/encoder.pt", non_empty=True),
+        encoder=ensure("results/models/{model}/encoder.pt", non_empty=True),
         history="results/models/{model}/training.csv",
-        figure=report(
-            "results/models/{model}/training_loss.png",
-            caption="../workflow/report/training_loss.rst",
-            category="Models",
-            labels={"model": "{model}"},
-        ),
     params:
         model=lookup(dpath="models/{model}", within=config),
         seed=config["seed"],
         device=config["device"],
+        torch_threads=2,
         progress=config["progress"],
-        code=code_fingerprint("models", "augment", "steps"),
+        code=PLAN.code("train_model"),
     wildcard_constraints:
-        model=_one_of(TRAINED_MODELS),
+        model=alternatives(PLAN.trained_models),
     log:
         "logs/train_model/{model}.log",
     benchmark:
@@ -41,12 +36,12 @@ rule train_model:
 # as it is (no download). Digest: pinned (ensure) or trusted on first use (<file>.sha256, verified later).
 rule download_checkpoint:
     output:
-        checkpoint=ensure("{checkpoint}", non_empty=True, sha256=lambda wildcards: ensured_sha256(wildcards.checkpoint)),
+        checkpoint=ensure("{checkpoint}", non_empty=True, sha256=PLAN.ensured_sha256),
     params:
-        url=lambda wildcards: config["models"][DOWNLOADS[wildcards.checkpoint]]["url"],
-        sha256=lambda wildcards: pinned_sha256(wildcards.checkpoint),
+        url=PLAN.checkpoint_url,
+        sha256=PLAN.checkpoint_pin,
     wildcard_constraints:
-        checkpoint=_one_of(DOWNLOADS),
+        checkpoint=alternatives(PLAN.downloads),
     log:
         "logs/download_checkpoint/{checkpoint}.log",
     localrule: True
@@ -60,13 +55,13 @@ rule download_checkpoint:
 
 rule download_simclrv2_tf:
     output:
-        index=ensure(tf_path("{tf_name}", "index"), non_empty=True, sha256=tf_ensured_sha256("index")),
-        data=ensure(tf_path("{tf_name}", "data"), non_empty=True, sha256=tf_ensured_sha256("data")),
+        index=ensure(PLAN.tf_path("{tf_name}", "index"), non_empty=True, sha256=PLAN.tf_ensured_sha256("index")),
+        data=ensure(PLAN.tf_path("{tf_name}", "data"), non_empty=True, sha256=PLAN.tf_ensured_sha256("data")),
     params:
-        urls=lambda wildcards: {part: tf_url(wildcards, part) for part in TF_PARTS},
-        sha256=lambda wildcards: {part: KNOWN_SHA256.get(tf_url(wildcards, part)) for part in TF_PARTS},
+        urls=PLAN.tf_urls,
+        sha256=PLAN.tf_pins,
     wildcard_constraints:
-        tf_name=_one_of(TF_CHECKPOINTS),
+        tf_name=alternatives(PLAN.tf_checkpoints),
     log:
         "logs/download_simclrv2_tf/{tf_name}.log",
     localrule: True
@@ -81,17 +76,17 @@ rule download_simclrv2_tf:
 # TF checkpoint -> PyTorch {'resnet', 'head'} (needs TensorFlow: pip install -e '.[tf]', or --sdm conda).
 rule convert_simclrv2:
     input:
-        index=lambda wildcards: tf_path(_tf_name(CONVERSIONS[wildcards.checkpoint]), "index"),
-        data=lambda wildcards: tf_path(_tf_name(CONVERSIONS[wildcards.checkpoint]), "data"),
+        index=PLAN.conversion_input("index"),
+        data=PLAN.conversion_input("data"),
     output:
         checkpoint=ensure("{checkpoint}", non_empty=True),
     params:
-        width=lambda wildcards: config["models"][CONVERSIONS[wildcards.checkpoint]]["width"],
-        ema=lambda wildcards: config["models"][CONVERSIONS[wildcards.checkpoint]].get("ema", True),
-        sha256=lambda wildcards: pinned_sha256(wildcards.checkpoint),
-        code=code_fingerprint("models.simclrv2", "models.checkpoints", "models.download"),
+        width=PLAN.conversion_key("width"),
+        ema=PLAN.conversion_key("ema", True),
+        sha256=PLAN.checkpoint_pin,
+        code=PLAN.code("convert_simclrv2"),
     wildcard_constraints:
-        checkpoint=_one_of(CONVERSIONS),
+        checkpoint=alternatives(PLAN.conversions),
     log:
         "logs/convert_simclrv2/{checkpoint}.log",
     cache: "omit-software"
@@ -103,17 +98,17 @@ rule convert_simclrv2:
 
 rule prepare_model:
     input:
-        checkpoint=model_checkpoint,
+        checkpoint=PLAN.model_checkpoint,
     output:
-        checkpoint=ensure("results/models/{model}/encoder.pt", non_empty=True),
+        encoder=ensure("results/models/{model}/encoder.pt", non_empty=True),
         info="results/models/{model}/source.json",
     params:
-        model=pretrained_params,
-        sha256=lambda wildcards: pinned_sha256(config["models"][wildcards.model]["checkpoint"]),
-        url=lambda wildcards: config["models"][wildcards.model].get("url"),
-        code=code_fingerprint("models", "steps"),
+        model=PLAN.pretrained_params,
+        sha256=PLAN.checkpoint_pin,
+        url=PLAN.model_url,
+        code=PLAN.code("prepare_model"),
     wildcard_constraints:
-        model=_one_of(PRETRAINED_MODELS),
+        model=alternatives(PLAN.pretrained_models),
     log:
         "logs/prepare_model/{model}.log",
     benchmark:

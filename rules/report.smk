@@ -1,10 +1,11 @@
-# Figures for the report: attribution grid, insertion/deletion curves, metric bars (combined and per metric).
+# Figures for the report: attribution grid, insertion/deletion curves, metric bars (combined and per metric),
+# training loss, feature visualisation. Figure rules only read what compute rules wrote.
 
 
 rule plot_attribution_grid:
     input:
         pairs="results/pairs/{dataset}.h5",
-        maps=method_shard_files("results/attributions/{dataset}/{model}/{method}/shard-{shard}.h5"),
+        maps=PLAN.method_shard_files("results/attributions/{dataset}/{model}/{method}/shard-{shard}.h5"),
     output:
         figure=report(
             "results/figures/{dataset}/{model}/attribution_grid.png",
@@ -14,9 +15,9 @@ rule plot_attribution_grid:
             labels={"model": "{model}", "figure": "attribution grid"},
         ),
     params:
-        methods=shard_methods,
+        methods=PLAN.shard_methods,
         n_images=lookup(dpath="report/n_grid_images", within=config),
-        code=code_fingerprint("plots", "steps"),
+        code=PLAN.code("plot_attribution_grid"),
     log:
         "logs/plot_attribution_grid/{dataset}/{model}.log",
     localrule: True
@@ -28,7 +29,7 @@ rule plot_attribution_grid:
 
 rule plot_curves:
     input:
-        curves=method_shard_files("results/metrics/{dataset}/{model}/{method}/shard-{shard}.curves.h5"),
+        curves=PLAN.method_shard_files("results/metrics/{dataset}/{model}/{method}/shard-{shard}.curves.h5"),
     output:
         figure=report(
             "results/figures/{dataset}/{model}/insertion_deletion_curves.png",
@@ -38,9 +39,10 @@ rule plot_curves:
             labels={"model": "{model}", "figure": "insertion/deletion curves"},
         ),
     params:
-        methods=shard_methods,
+        methods=PLAN.shard_methods,
+        families=PLAN.method_families(),  # colour per family, baselines grey
         title="{dataset} / {model}",
-        code=code_fingerprint("plots", "method_roles", "significance", "steps"),
+        code=PLAN.code("plot_curves"),
     log:
         "logs/plot_curves/{dataset}/{model}.log",
     localrule: True
@@ -69,9 +71,10 @@ rule plot_metric_bars:
             labels={"model": "{model}", "figure": "metric panels"},
         ),
     params:
-        metrics=METRICS,
+        directions=PLAN.metric_directions(),
+        families=PLAN.method_families(),  # colour per family, baselines grey
         title="{dataset} / {model}",
-        code=code_fingerprint("plots", "method_roles", "significance", "steps"),
+        code=PLAN.code("plot_metric_bars"),
     log:
         "logs/plot_metric_bars/{dataset}/{model}.log",
     localrule: True
@@ -79,3 +82,51 @@ rule plot_metric_bars:
         "../envs/xai-ssl.yaml"
     script:
         "../workflow/scripts/plot_metric_bars.py"
+
+
+rule plot_training_loss:
+    input:
+        history="results/models/{model}/training.csv",
+    output:
+        figure=report(
+            "results/models/{model}/training_loss.png",
+            caption="../workflow/report/training_loss.rst",
+            category="Models",
+            labels={"model": "{model}"},
+        ),
+    params:
+        code=PLAN.code("plot_training_loss"),
+    wildcard_constraints:
+        model=alternatives(PLAN.trained_models),
+    log:
+        "logs/plot_training_loss/{model}.log",
+    localrule: True
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/plot_training_loss.py"
+
+
+rule plot_feature_visualisation:
+    input:
+        images="results/feature_visualisation/{dataset}/{model}/{method}.h5",
+        pairs="results/pairs/{dataset}.h5",
+    output:
+        figure=report(
+            "results/figures/{dataset}/{model}/feature_visualisation_{method}.png",
+            caption="../workflow/report/feature_visualisation.rst",
+            category="Feature visualisation",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "figure": "{method}"},
+        ),
+    params:
+        n_images=lookup(dpath="report/n_grid_images", within=config),
+        title="{dataset} / {model} / {method}",
+        code=PLAN.code("plot_feature_visualisation"),
+    log:
+        "logs/plot_feature_visualisation/{dataset}/{model}/{method}.log",
+    localrule: True
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/plot_feature_visualisation.py"

@@ -6,26 +6,19 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from helpers import shared_data
 
 
 @pytest.fixture
 def two4two_mini() -> Path:
-    """The 80 real Two4Two renders beside the checkout (skip when absent)."""
-    path = SHARED_DATA / "two4two-mini"
-    if not path.is_dir():
-        pytest.skip(f"{path} is absent")
-    return path
+    """The 80 real Two4Two renders beside the checkout (skipped when absent; a failure in CI)."""
+    return shared_data("two4two-mini")
 
 
 @pytest.fixture
 def imagenet_sample() -> Path:
-    """The 63 real ImageNet-style photographs beside the checkout (skip when absent)."""
-    path = SHARED_DATA / "imagenet-sample"
-    if not path.is_dir():
-        pytest.skip(f"{path} is absent")
-    return path
+    """The 63 real ImageNet-style photographs beside the checkout (skipped when absent; a failure in CI)."""
+    return shared_data("imagenet-sample")
 
 
 @pytest.fixture(scope="session")

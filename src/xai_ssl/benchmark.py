@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, cosine, get_method, METHOD_REGISTRY
+from xai_ssl.engine import MethodContext, cosine
+from xai_ssl.methods.base import METHOD_REGISTRY, get_method
 from xai_ssl.methods.conditional_occlusion import occlusion_masks
 from xai_ssl.metrics.base import get_metric
 from xai_ssl.metrics.insertion_deletion import auc, pixel_ranks, step_images

@@ -1,8 +1,8 @@
-"""Family and baseline role of configured methods, from the method registry, for tables and figures.
+"""Family and baseline role of configured methods for tables and figures: orders, labels, the fixed baseline order.
 
-Names are looked up as registry names (a config key is its registry name unless the config sets
-``methods.<key>.method``; such renamed entries count as family "other"). The registry is imported only
-when a function is called, so importing this module stays light.
+The families themselves come from the method registry (``MethodSpec.family``; ``Plan.method_families`` maps
+config names to them and the table and figure rules pass that mapping on). This module imports no registry,
+so the table and figure jobs (and their code fingerprints) do not depend on the methods' code.
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ FAMILY_LABELS = {
 }
 
 
-def method_families(names: Sequence[str]) -> dict[str, str]:
-    """Registry family of each name ("baseline" for baselines); names not in the registry get "other"."""
-    from xai_ssl.methods import METHOD_REGISTRY
-
-    return {n: (METHOD_REGISTRY[n].family if n in METHOD_REGISTRY else "other") for n in names}
+def default_families(names: Sequence[str]) -> dict[str, str]:
+    """Families when none are given: "baseline" for the three baselines' registry names, "other" for the rest."""
+    return {n: (BASELINE if n in BASELINE_ORDER else "other") for n in names}
 
 
 def baselines_last(names: Sequence[str], families: dict[str, str] | None = None) -> list[str]:
     """``names`` (duplicates dropped) with the baselines moved to the end in the fixed order random, centre, edge."""
     names = list(dict.fromkeys(names))
-    families = method_families(names) if families is None else families
+    families = default_families(names) if families is None else families
     base = [n for n in names if families.get(n) == BASELINE]
     rank = {n: i for i, n in enumerate(BASELINE_ORDER)}
     base.sort(key=lambda n: (rank.get(n, len(rank)), n))

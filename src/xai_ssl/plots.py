@@ -19,8 +19,10 @@ import torch.nn.functional as F  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from xai_ssl.method_roles import BASELINE, BASELINE_ORDER, FAMILY_LABELS, FAMILY_ORDER, method_families  # noqa: E402
+from xai_ssl.method_roles import BASELINE, BASELINE_ORDER, FAMILY_LABELS, FAMILY_ORDER, default_families  # noqa: E402
 from xai_ssl.significance import RANDOM_BASELINE  # noqa: E402
+
+from xai_ssl.io.atomic import atomic_path  # noqa: E402
 
 CURVE_PANELS = (("SI", "simultaneous insertion ↑"), ("SD", "simultaneous deletion ↓"), ("CI", "conditional insertion ↑"), ("CD", "conditional deletion ↓"))
 
@@ -98,10 +100,10 @@ def method_styles(methods: Sequence[str], families: dict[str, str] | None = None
 
     Each family has one colour map (occlusion blues, CAM reds, gradient greens, perturbation purples, baselines
     greys); the methods of a family get evenly spaced shades (dark to light) and a marker each; baselines are dashed.
-    ``families`` defaults to the registry's (:func:`xai_ssl.method_roles.method_families`).
+    ``families`` (method -> registry family, ``Plan.method_families``) defaults to the baselines by name, "other" for the rest.
     """
     methods = list(dict.fromkeys(methods))
-    families = method_families(methods) if families is None else families
+    families = default_families(methods) if families is None else families
     fam = {m: families.get(m, "other") if families.get(m, "other") in FAMILY_CMAPS else "other" for m in methods}
     out: dict[str, MethodStyle] = {}
     for family in FAMILY_ORDER:
@@ -323,12 +325,12 @@ def loss_curve(history: pd.DataFrame, path: Path, title: str = "") -> None:
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    """Write a figure atomically and close it."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def dream_grid(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import json
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 import xai_ssl
 
@@ -40,6 +39,8 @@ def config_hash(obj: Any) -> str:
 
 def environment(device: torch.device | None = None) -> dict[str, str]:
     """Versions and machine facts to store as output attributes."""
+    import torch
+
     info = {
         "xai_ssl_version": xai_ssl.__version__,
         "python": sys.version.split()[0],
@@ -57,24 +58,3 @@ def environment(device: torch.device | None = None) -> dict[str, str]:
         if device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-def sibling_dependencies(module: str) -> list[str]:
-    """``module`` plus the modules of its own subpackage that it uses, transitively (names without ``xai_ssl.``).
-
-    A method module that imports helpers from another method module (e.g. guided backprop,
-    occlusion masks) depends on that module's code too; the fingerprint must include it.
-    """
-    package = module.rsplit(".", 1)[0] + "."
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for value in vars(importlib.import_module(name)).values():
-            owner = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
-            if isinstance(owner, str) and owner.startswith(package) and owner not in seen:
-                todo.append(owner)
-    return sorted(n.removeprefix("xai_ssl.") for n in seen)

@@ -10,10 +10,11 @@ that the reference lacks.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from xai_ssl.io.atomic import atomic_paths
 
 REFERENCE_COLUMNS: tuple[str, ...] = ("SI", "SD", "CI", "CD", "SAD", "SIC", "CAD", "CID", "MS")
 
@@ -87,12 +88,7 @@ def to_markdown(long: pd.DataFrame, title: str) -> str:
 def write_comparison(scores_csv: Path | str, reference_csv: Path | str, reference_model: str, out_csv: Path | str, out_md: Path | str, title: str) -> pd.DataFrame:
     """Write the per-cell difference table (CSV: method × metric, NA cells) and its Markdown; returns the long table."""
     long = compare(read_scores(scores_csv), read_reference(reference_csv, reference_model))
-    for out, text in ((Path(out_csv), None), (Path(out_md), to_markdown(long, title))):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        if text is None:
-            difference_table(long).to_csv(tmp, na_rep="NA", float_format="%.6f")
-        else:
-            tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+    with atomic_paths([out_csv, out_md]) as (tmp_csv, tmp_md):
+        difference_table(long).to_csv(tmp_csv, na_rep="NA", float_format="%.6f")
+        tmp_md.write_text(to_markdown(long, title), encoding="utf-8")
     return long

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
-from xai_ssl.h5io import get_json_attr
+from xai_ssl.io.atomic import atomic_paths
+from xai_ssl.io.scores_file import read_scores
 from xai_ssl.provenance import config_hash
 from xai_ssl.significance import MARK, Significance, significance_note
 
@@ -30,7 +30,7 @@ def read_per_image(paths: Sequence[Path], methods: Sequence[str]) -> pd.DataFram
         raise ValueError("read_per_image: one method name per file")
     frames = []
     for path, method in zip(paths, methods):
-        df = pd.read_csv(path, na_values=["NA"], keep_default_na=False, dtype={"image_id": str})
+        df = read_scores(path)
         values = df.drop(columns=["image_id"]).apply(pd.to_numeric, errors="coerce")  # [N, C] floats
         infinite = int(np.isinf(values.to_numpy(dtype=np.float64)).sum())
         if infinite:
@@ -42,23 +42,6 @@ def read_per_image(paths: Sequence[Path], methods: Sequence[str]) -> pd.DataFram
 
 
 DIAGNOSTIC_COUNTS = ("excluded_images", "nonfinite_maps", "zero_norm_embeddings", "constant_maps", "maps_with_ties")
-
-
-def curves_path(scores_csv: Path) -> Path:
-    """The curves HDF5 written beside a per-image CSV (``shard-0.csv`` -> ``shard-0.curves.h5``)."""
-    scores_csv = Path(scores_csv)
-    return scores_csv.with_name(scores_csv.name.removesuffix(".csv") + ".curves.h5")
-
-
-def read_shard_attrs(scores_csv: Path) -> dict[str, Any]:
-    """Provenance and bad-number counts of one metric shard (attributes of its curves HDF5; {} if absent)."""
-    path = curves_path(scores_csv)
-    if not path.is_file():
-        return {}
-    with h5py.File(path, "r") as f:
-        out = {k: f.attrs[k] for k in ("config_hash", "code_version", "seed") if k in f.attrs}
-        out["diagnostics"] = get_json_attr(f, "diagnostics") if "diagnostics" in f.attrs else {}
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.items()}
 
 
 def diagnostic_counts(shard_attrs: Sequence[dict[str, Any]], methods: Sequence[str], method_order: Sequence[str]) -> pd.DataFrame:
@@ -191,6 +174,7 @@ def write_tables(
     na: pd.DataFrame | None = None,
     counts: pd.DataFrame | None = None,
     provenance: dict[str, Any] | None = None,
+    provenance_path: Path | None = None,
     significance: Significance | None = None,
     baselines: Sequence[str] = (),
 ) -> None:
@@ -199,30 +183,26 @@ def write_tables(
     The Markdown marks and notes significance and baselines as :func:`to_markdown`.
 
     With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
-    beside the CSV (``scores.csv`` -> ``scores.provenance.json``).
+    at ``provenance_path`` (default: beside the CSV, ``scores.csv`` -> ``scores.provenance.json``).
     """
     outs = [Path(p) for p in (csv, md, long_csv)]
     if provenance is not None:
-        outs.append(provenance_path(csv))
-    tmps = [p.with_name(p.name + ".tmp") for p in outs]
-    for t in tmps:
-        t.parent.mkdir(parents=True, exist_ok=True)
-    wide = table.join(na) if na is not None else table
-    wide = wide.join(counts) if counts is not None else wide
-    if significance is not None and significance.available:  # p values as text, 4 significant digits (%.6f would print 0.000000)
-        wide = wide.join(significance.p.apply(lambda col: col.map(lambda v: "NA" if not np.isfinite(v) else f"{v:.4g}")))
-    wide.to_csv(tmps[0], na_rep="NA", float_format="%.6f")
-    text = to_markdown(table, directions, title, na, significance, baselines)
-    if provenance is not None:
-        text += f"\nProvenance: config hash {provenance['config_hash']}, code {', '.join(provenance['code_version'])}, seed {', '.join(map(str, provenance['seed']))}.\n"
-        tmps[3].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmps[1].write_text(text, encoding="utf-8")
-    per_image.to_csv(tmps[2], index=False, na_rep="NA", float_format="%.6f")
-    for t, p in zip(tmps, outs):
-        t.replace(p)  # all written before any is renamed into place
+        outs.append(Path(provenance_path) if provenance_path is not None else default_provenance_path(csv))
+    with atomic_paths(outs) as tmps:  # all written before any is renamed into place
+        wide = table.join(na) if na is not None else table
+        wide = wide.join(counts) if counts is not None else wide
+        if significance is not None and significance.available:  # p values as text, 4 significant digits (%.6f would print 0.000000)
+            wide = wide.join(significance.p.apply(lambda col: col.map(lambda v: "NA" if not np.isfinite(v) else f"{v:.4g}")))
+        wide.to_csv(tmps[0], na_rep="NA", float_format="%.6f")
+        text = to_markdown(table, directions, title, na, significance, baselines)
+        if provenance is not None:
+            text += f"\nProvenance: config hash {provenance['config_hash']}, code {', '.join(provenance['code_version'])}, seed {', '.join(map(str, provenance['seed']))}.\n"
+            tmps[3].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmps[1].write_text(text, encoding="utf-8")
+        per_image.to_csv(tmps[2], index=False, na_rep="NA", float_format="%.6f")
 
 
-def provenance_path(csv: Path) -> Path:
+def default_provenance_path(csv: Path) -> Path:
     """The JSON provenance beside a summary CSV (``scores.csv`` -> ``scores.provenance.json``)."""
     csv = Path(csv)
     return csv.with_name(csv.name.removesuffix(".csv") + ".provenance.json")

@@ -1,8 +1,6 @@
-"""Snakemake script: summary tables (CSV, Markdown) and the long per-image CSV."""
+"""Snakemake script of rule aggregate_tables: xai_ssl.stages.evaluation.aggregate_tables with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import aggregate
+from xai_ssl.stages.evaluation import aggregate_tables
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    p, out = snakemake.params, snakemake.output  # noqa: F821
-    aggregate(snakemake.input.scores, p.methods, p.metrics, out.csv, out.md, out.long, p.title)  # noqa: F821
+run_rule(snakemake, aggregate_tables)  # noqa: F821 (snakemake is injected)

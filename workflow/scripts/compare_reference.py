@@ -1,8 +1,6 @@
-"""Snakemake script: per-cell difference of a scores table and the reference results."""
+"""Snakemake script of rule compare_reference: xai_ssl.stages.evaluation.compare_reference with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import compare_reference
+from xai_ssl.stages.evaluation import compare_reference
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    p, out = snakemake.params, snakemake.output  # noqa: F821
-    compare_reference(snakemake.input.scores, snakemake.input.reference, p.reference_model, out.csv, out.md, p.title)  # noqa: F821
+run_rule(snakemake, compare_reference)  # noqa: F821 (snakemake is injected)

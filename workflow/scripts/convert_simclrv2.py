@@ -1,8 +1,6 @@
-"""Snakemake script: convert a SimCLRv2 TF checkpoint to the PyTorch {'resnet', 'head'} file (needs TensorFlow)."""
+"""Snakemake script of rule convert_simclrv2: xai_ssl.stages.models.convert_simclrv2 with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import convert_simclrv2
+from xai_ssl.stages.models import convert_simclrv2
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    p = snakemake.params  # noqa: F821
-    convert_simclrv2(snakemake.input.index, snakemake.output.checkpoint, p.width, p.ema, p.sha256)  # noqa: F821
+run_rule(snakemake, convert_simclrv2)  # noqa: F821 (snakemake is injected)

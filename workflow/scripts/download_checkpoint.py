@@ -1,7 +1,6 @@
-"""Snakemake script: download one checkpoint file (urllib) and verify or record its sha256."""
+"""Snakemake script of rule download_checkpoint: xai_ssl.stages.models.download_checkpoint with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.models.download import fetch
+from xai_ssl.stages.models import download_checkpoint
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    fetch(snakemake.params.url, snakemake.output.checkpoint, snakemake.params.sha256)  # noqa: F821
+run_rule(snakemake, download_checkpoint)  # noqa: F821 (snakemake is injected)

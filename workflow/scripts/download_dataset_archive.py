@@ -1,7 +1,6 @@
-"""Snakemake script: download one dataset archive (urllib) and verify or record its sha256."""
+"""Snakemake script of rule download_dataset_archive: xai_ssl.stages.data.download_dataset_archive with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.models.download import fetch
+from xai_ssl.stages.data import download_dataset_archive
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    fetch(snakemake.params.url, snakemake.output.archive, snakemake.params.sha256, timeout=120.0)  # noqa: F821
+run_rule(snakemake, download_dataset_archive)  # noqa: F821 (snakemake is injected)

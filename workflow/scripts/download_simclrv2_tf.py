@@ -1,9 +1,6 @@
-"""Snakemake script: download the two files of a SimCLRv2 TF checkpoint (index and data) and verify or record their sha256."""
+"""Snakemake script of rule download_simclrv2_tf: xai_ssl.stages.models.download_simclrv2_tf with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.models.download import fetch
+from xai_ssl.stages.models import download_simclrv2_tf
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    p = snakemake.params  # noqa: F821
-    for part in ("index", "data"):
-        fetch(p.urls[part], snakemake.output[part], p.sha256[part])  # noqa: F821
+run_rule(snakemake, download_simclrv2_tf)  # noqa: F821 (snakemake is injected)

@@ -1,13 +1,6 @@
-"""Snakemake script: verify a Two4Two tar and extract its split folders."""
+"""Snakemake script of rule extract_two4two_archive: xai_ssl.stages.data.extract_two4two_archive with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import extract_dataset_archive
+from xai_ssl.stages.data import extract_two4two_archive
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    extract_dataset_archive(
-        snakemake.input.archive,  # noqa: F821
-        snakemake.output.files,  # noqa: F821
-        snakemake.params.splits,  # noqa: F821
-        snakemake.params.sha256,  # noqa: F821
-        snakemake.params.url,  # noqa: F821
-    )
+run_rule(snakemake, extract_two4two_archive)  # noqa: F821 (snakemake is injected)

@@ -1,7 +1,6 @@
-"""Snakemake script: generate a synthetic Two4Two-format dataset."""
+"""Snakemake script of rule generate_synthetic_dataset: xai_ssl.stages.data.generate_synthetic_dataset with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import generate_dataset
+from xai_ssl.stages.data import generate_synthetic_dataset
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    generate_dataset(snakemake.output.files, snakemake.params.generate, snakemake.params.seed, snakemake.params.progress)  # noqa: F821
+run_rule(snakemake, generate_synthetic_dataset)  # noqa: F821 (snakemake is injected)

@@ -1,8 +1,6 @@
-"""Snakemake script: list a dataset's images into its index CSV."""
+"""Snakemake script of rule index_dataset: xai_ssl.stages.data.index_dataset with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import index_dataset
+from xai_ssl.stages.data import index_dataset
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    p = snakemake.params  # noqa: F821
-    index_dataset(p.source, p.root, snakemake.output.index, p.on_bad_image, snakemake.output.skipped)  # noqa: F821
+run_rule(snakemake, index_dataset)  # noqa: F821 (snakemake is injected)

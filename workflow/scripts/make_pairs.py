@@ -1,8 +1,6 @@
-"""Snakemake script: store the explained views of a dataset."""
+"""Snakemake script of rule make_pairs: xai_ssl.stages.data.make_pairs with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import make_pairs
+from xai_ssl.stages.data import make_pairs
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    p = snakemake.params  # noqa: F821
-    make_pairs(snakemake.input.index, snakemake.output.pairs, p.split, p.n_images, p.image_size, p.seed, p.crop_scale, p.progress)  # noqa: F821
+run_rule(snakemake, make_pairs)  # noqa: F821 (snakemake is injected)

@@ -1,10 +1,6 @@
-"""Snakemake script: grid of images and every method's maps."""
+"""Snakemake script of rule plot_attribution_grid: xai_ssl.stages.report.plot_attribution_grid with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import grid_figure
+from xai_ssl.stages.report import plot_attribution_grid
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    files: dict[str, list[str]] = {}
-    for method, path in zip(snakemake.params.methods, snakemake.input.maps):  # noqa: F821
-        files.setdefault(method, []).append(path)
-    grid_figure(snakemake.input.pairs, files, snakemake.params.n_images, snakemake.output.figure)  # noqa: F821
+run_rule(snakemake, plot_attribution_grid)  # noqa: F821 (snakemake is injected)

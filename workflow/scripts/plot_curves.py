@@ -1,10 +1,6 @@
-"""Snakemake script: mean insertion/deletion curves per method."""
+"""Snakemake script of rule plot_curves: xai_ssl.stages.report.plot_curves with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import curves_plot
+from xai_ssl.stages.report import plot_curves
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    files: dict[str, list[str]] = {}
-    for method, path in zip(snakemake.params.methods, snakemake.input.curves):  # noqa: F821
-        files.setdefault(method, []).append(path)
-    curves_plot(files, snakemake.output.figure, snakemake.params.title)  # noqa: F821
+run_rule(snakemake, plot_curves)  # noqa: F821 (snakemake is injected)

@@ -1,8 +1,6 @@
-"""Snakemake script: metric bar charts with confidence intervals (combined, and one panel per metric)."""
+"""Snakemake script of rule plot_metric_bars: xai_ssl.stages.report.plot_metric_bars with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import bars_plot
+from xai_ssl.stages.report import plot_metric_bars
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    out = snakemake.output  # noqa: F821
-    bars_plot(snakemake.input.long, snakemake.params.metrics, out.figure, snakemake.params.title, out_panels=out.panels)  # noqa: F821
+run_rule(snakemake, plot_metric_bars)  # noqa: F821 (snakemake is injected)

@@ -1,8 +1,6 @@
-"""Snakemake script: select the first N ImageNet validation images (folder or tar) and write the dataset index."""
+"""Snakemake script of rule prepare_imagenet_val: xai_ssl.stages.data.prepare_imagenet_val with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.logs import job_log
-from xai_ssl.steps import prepare_imagenet
+from xai_ssl.stages.data import prepare_imagenet_val
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    p, out = snakemake.params, snakemake.output  # noqa: F821
-    prepare_imagenet(p.path, out.index, out.images, p.n_images, p.pattern)
+run_rule(snakemake, prepare_imagenet_val)  # noqa: F821 (snakemake is injected)

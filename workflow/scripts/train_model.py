@@ -1,10 +1,6 @@
-"""Snakemake script: train an encoder with SimCLR."""
+"""Snakemake script of rule train_model: xai_ssl.stages.models.train_model with the rule's named input, output, params and wildcards."""
 
-from xai_ssl.device import set_threads
-from xai_ssl.logs import job_log
-from xai_ssl.steps import train_model
+from xai_ssl.stages.models import train_model
+from xai_ssl.stages.job import run_rule
 
-with job_log(snakemake.log[0]):  # noqa: F821 (snakemake is injected)
-    set_threads(snakemake.threads)  # noqa: F821
-    p, out = snakemake.params, snakemake.output  # noqa: F821
-    train_model(snakemake.input.index, dict(p.model), p.seed, p.device, out.checkpoint, out.history, out.figure, p.progress)  # noqa: F821
+run_rule(snakemake, train_model)  # noqa: F821 (snakemake is injected)

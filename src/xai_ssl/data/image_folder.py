@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from xai_ssl.data.io import is_image_file
+from xai_ssl.data.images import is_image_file
 from xai_ssl.data.records import DataError, ImageRecord
 
 

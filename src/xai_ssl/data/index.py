@@ -3,40 +3,30 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 
-from xai_ssl.data.io import load_mask, load_rgb
+from xai_ssl.data.images import load_mask, load_rgb
 from xai_ssl.data.records import DataError, ImageRecord
+from xai_ssl.io.atomic import atomic_path
 
 INDEX_COLUMNS: tuple[str, ...] = ("image_id", "path", "mask_path", "label", "split")
 
 
 def write_index(records: list[ImageRecord], path: Path | str) -> None:
     """Write records as CSV (empty string for None), atomically via a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(INDEX_COLUMNS)
-            for record in records:
-                writer.writerow(
-                    [
-                        record.image_id,
-                        str(record.path),
-                        "" if record.mask_path is None else str(record.mask_path),
-                        "" if record.label is None else record.label,
-                        "" if record.split is None else record.split,
-                    ]
-                )
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(INDEX_COLUMNS)
+        for record in records:
+            writer.writerow(
+                [
+                    record.image_id,
+                    str(record.path),
+                    "" if record.mask_path is None else str(record.mask_path),
+                    "" if record.label is None else record.label,
+                    "" if record.split is None else record.split,
+                ]
+            )
 
 
 def read_index(path: Path | str) -> list[ImageRecord]:
@@ -125,12 +115,8 @@ def screen_records(
 
 def write_skipped(bad: list[tuple[ImageRecord, str]], path: Path | str) -> None:
     """Write the skipped images and their reasons as CSV (header only when none), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(SKIPPED_COLUMNS)
         for record, reason in bad:
             writer.writerow([record.image_id, str(record.path), reason])
-    os.replace(tmp, path)

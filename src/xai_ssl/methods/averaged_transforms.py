@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import SCALERS, MethodContext, cosine, register_method
+from xai_ssl.engine import cosine
+from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.methods.guided import guided_relu
 from xai_ssl.methods.input_x_gradient import times_input
 from xai_ssl.methods.smooth_grad import image_seed, model_input_noise, noise_sigma
@@ -97,10 +98,10 @@ def avg_transforms(
 
 
 for _name, (_guided, _noise) in _VARIANTS.items():
-    SCALERS[_name] = _check
     register_method(
         _name,
         pair_family="interpolation", family="gradient",
         defaults={"guided": _guided, "add_noise": _noise, "noise_level": 0.15},
         cost=_COST_G if _guided else _COST,
+        scale=_check,
     )(avg_transforms)

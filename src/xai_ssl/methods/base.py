@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 
+from xai_ssl.engine import MethodContext
 from xai_ssl.models.encoder import Encoder
+from xai_ssl.registry import Scaler, Spec, lookup
 
-
-@dataclass
-class MethodContext:
-    """What a method needs besides the model and images: device, batch size, per-image seeds."""
-
-    device: torch.device
-    batch_size: int = 32
-    seeds: list[int] = field(default_factory=list)  # one per image of the batch
-    progress: bool = False
-    image_ids: list[str] = field(default_factory=list)  # ids of the batch's images (corpus methods exclude them)
-    corpus: Any = None  # xai_ssl.corpus.Corpus (reference images) for methods registered with needs_corpus
+__all__ = ["METHOD_REGISTRY", "MethodContext", "MethodFn", "MethodSpec", "get_method", "register_method"]
 
 
 class MethodFn(Protocol):
@@ -32,13 +24,12 @@ class MethodFn(Protocol):
 
 
 @dataclass(frozen=True)
-class MethodSpec:
+class MethodSpec(Spec):
     """A registered method: its function, the pair family it explains and its parameter defaults."""
 
-    name: str
-    fn: MethodFn
-    pair_family: str
-    defaults: dict[str, Any]
+    what: ClassVar[str] = "method"
+
+    pair_family: str = "crop_aug"
     n_maps: int = 2
     cost: str = ""
     kind: str = "map"  # "map": attributed and scored; "image": produces images (feature visualisation), not scored
@@ -46,19 +37,8 @@ class MethodSpec:
     family: str = "other"  # figure grouping: occlusion, cam, gradient, perturbation, other (baselines: "baseline")
     baseline: bool = False  # a reference map that ignores the model (random, centre, edge): tables and figures show it apart
 
-    def resolve_params(self, params: dict[str, Any] | None, image_size: int) -> dict[str, Any]:
-        """Defaults overridden by ``params``; unknown keys are refused."""
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise KeyError(f"method {self.name!r}: unknown parameter(s) {unknown}; accepted: {sorted(self.defaults)}")
-        merged = {**self.defaults, **params}
-        scaler = SCALERS.get(self.name)
-        return scaler(merged, image_size) if scaler else merged
-
 
 METHOD_REGISTRY: dict[str, MethodSpec] = {}
-SCALERS: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {}
 
 
 def register_method(
@@ -69,16 +49,17 @@ def register_method(
     cost: str = "",
     kind: str = "map",
     needs_corpus: bool = False,
+    scale: Scaler | None = None,
     family: str = "other",
     baseline: bool = False,
 ) -> Callable[[MethodFn], MethodFn]:
-    """Decorator: add a method function to the registry under ``name``."""
+    """Decorator: add a method function to the registry under ``name`` (``scale``: see :class:`registry.Spec`)."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
         METHOD_REGISTRY[name] = MethodSpec(
-            name, fn, pair_family, dict(defaults or {}), n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline
+            name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline
         )
         return fn
 
@@ -87,22 +68,4 @@ def register_method(
 
 def get_method(name: str) -> MethodSpec:
     """Look a method up by its registry name; the error lists the accepted names."""
-    if name not in METHOD_REGISTRY:
-        raise KeyError(f"unknown method {name!r}; accepted: {sorted(METHOD_REGISTRY)}")
-    return METHOD_REGISTRY[name]
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise cosine similarity of [B, D] embeddings (eps 1e-8, as torch.nn.CosineSimilarity)."""
-    return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-8)
-
-
-def embed_batched(encoder: Encoder, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Embeddings [N, D] of images [N, 3, H, W], ``batch_size`` at a time, without gradients."""
-    with torch.inference_mode():
-        return torch.cat([encoder(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
-
-
-def sub_context(ctx: MethodContext, seeds: list[int], image_ids: list[str]) -> MethodContext:
-    """A MethodContext for re-running a method inside a metric: same device, batch size and corpus; new seeds."""
-    return MethodContext(device=ctx.device, batch_size=ctx.batch_size, seeds=seeds, progress=False, image_ids=list(image_ids), corpus=ctx.corpus)
+    return lookup(METHOD_REGISTRY, name, "method")

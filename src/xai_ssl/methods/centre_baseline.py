@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import SCALERS, MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.models.encoder import Encoder
 
 
@@ -30,9 +30,6 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["centre_baseline"] = _check
-
-
 def centred_gaussian(height: int, width: int, sigma: float, device: torch.device | None = None) -> torch.Tensor:
     """G [H, W] (float32): exp(-d^2 / (2 s^2)), d the distance to the image centre, s = sigma * min(H, W); peak 1."""
     s = sigma * min(height, width)
@@ -42,7 +39,7 @@ def centred_gaussian(height: int, width: int, sigma: float, device: torch.device
     return torch.exp(-d2 / (2 * s * s)).float()
 
 
-@register_method("centre_baseline", pair_family="crop_aug", defaults={"sigma": 0.25}, cost="0 forwards", baseline=True)
+@register_method("centre_baseline", pair_family="crop_aug", defaults={"sigma": 0.25}, cost="0 forwards", scale=_check, baseline=True)
 def centre_baseline(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.corpus import Corpus
-from xai_ssl.methods.base import MethodContext, embed_batched, register_method
+from xai_ssl.engine import embed_batched
+from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.corpus import Corpus
 from xai_ssl.methods.label_free import captum_attribution, embed_model_input, model_input_baseline
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import generator
@@ -122,12 +123,8 @@ def pixel_fill(encoder: Encoder, x: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 @register_method(
-    "cocoa_rise",
-    pair_family="crop_aug", family="perturbation",
-    defaults={**COMMON, "num_cells": 8, "p": 0.5, "n_masks": 3000, "shared_shift": False},
-    n_maps=1,
-    cost="n_masks forwards per image, no backward; once per job: corpus_size (+ foil_size) forwards",
-    needs_corpus=True,
+    "cocoa_rise", pair_family="crop_aug", family="perturbation", defaults={**COMMON, "num_cells": 8, "p": 0.5, "n_masks": 3000, "shared_shift": False}, n_maps=1,
+    cost="n_masks forwards per image, no backward; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True
 )
 def cocoa_rise(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
@@ -160,12 +157,8 @@ def cocoa_captum(encoder: Encoder, x1: torch.Tensor, params: dict[str, Any], ctx
 
 
 @register_method(
-    "cocoa_ig",
-    pair_family="crop_aug", family="gradient",
-    defaults={**COMMON, "n_steps": 50, "ig_method": "gausslegendre"},
-    n_maps=1,
-    cost="n_steps forwards + n_steps backwards per image; once per job: corpus_size (+ foil_size) forwards",
-    needs_corpus=True,
+    "cocoa_ig", pair_family="crop_aug", family="gradient", defaults={**COMMON, "n_steps": 50, "ig_method": "gausslegendre"}, n_maps=1,
+    cost="n_steps forwards + n_steps backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True
 )
 def cocoa_ig(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
@@ -175,12 +168,8 @@ def cocoa_ig(
 
 
 @register_method(
-    "cocoa_gradshap",
-    pair_family="crop_aug", family="gradient",
-    defaults={**COMMON, "n_samples": 50, "stdevs": 0.2},
-    n_maps=1,
-    cost="n_samples forwards + n_samples backwards per image; once per job: corpus_size (+ foil_size) forwards",
-    needs_corpus=True,
+    "cocoa_gradshap", pair_family="crop_aug", family="gradient", defaults={**COMMON, "n_samples": 50, "stdevs": 0.2}, n_maps=1,
+    cost="n_samples forwards + n_samples backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True
 )
 def cocoa_gradshap(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

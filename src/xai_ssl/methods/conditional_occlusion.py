@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, SCALERS, cosine, register_method
+from xai_ssl.engine import cosine
+from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.models.encoder import Encoder
 
 
@@ -25,9 +26,6 @@ def window_scaler(method: str) -> Callable[[dict[str, Any], int], dict[str, Any]
         return out
 
     return scale
-
-
-SCALERS["conditional_occlusion"] = window_scaler("conditional_occlusion")
 
 
 def occlusion_masks(size: int, window: int, stride: int, device: torch.device) -> torch.Tensor:
@@ -53,10 +51,8 @@ def occlusion_drop_map(
 
 
 @register_method(
-    "conditional_occlusion",
-    pair_family="crop_aug", family="occlusion",
-    defaults={"window": None, "stride": None},
-    cost="2*K^2 forwards (K = (size - window) // stride + 1), no backward",
+    "conditional_occlusion", pair_family="crop_aug", family="occlusion", defaults={"window": None, "stride": None},
+    cost="2*K^2 forwards (K = (size - window) // stride + 1), no backward", scale=window_scaler("conditional_occlusion")
 )
 def conditional_occlusion(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

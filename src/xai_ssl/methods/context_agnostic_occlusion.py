@@ -6,12 +6,10 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, SCALERS, cosine, register_method
+from xai_ssl.engine import cosine
+from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.methods.conditional_occlusion import occlusion_masks, window_scaler
 from xai_ssl.models.encoder import Encoder
-
-
-SCALERS["context_agnostic_occlusion"] = window_scaler("context_agnostic_occlusion")
 
 
 def minmax(m: torch.Tensor) -> torch.Tensor:
@@ -42,10 +40,8 @@ def difference_similarity_map(
 
 
 @register_method(
-    "context_agnostic_occlusion",
-    pair_family="crop_aug", family="occlusion",
-    defaults={"window": None, "stride": None},
-    cost="4*K^2 + 2 forwards per pair (K = (size - window) // stride + 1), no backward",
+    "context_agnostic_occlusion", pair_family="crop_aug", family="occlusion", defaults={"window": None, "stride": None},
+    cost="4*K^2 + 2 forwards per pair (K = (size - window) // stride + 1), no backward", scale=window_scaler("context_agnostic_occlusion")
 )
 def context_agnostic_occlusion(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from xai_ssl.corpus import Corpus
 from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.corpus import Corpus
 from xai_ssl.models.encoder import Encoder
 
 
@@ -52,12 +52,8 @@ def neighbour_weights(corpus: Corpus, embs: torch.Tensor, weights: torch.Tensor,
 
 
 @register_method(
-    "embedded_gradcam",
-    pair_family="crop_aug", family="cam",
-    defaults={"corpus_size": 1000, "k": 15, "relu": False},
-    n_maps=1,
-    cost="1 forward per image; once per job: corpus_size forwards + backwards (database)",
-    needs_corpus=True,
+    "embedded_gradcam", pair_family="crop_aug", family="cam", defaults={"corpus_size": 1000, "k": 15, "relu": False}, n_maps=1,
+    cost="1 forward per image; once per job: corpus_size forwards + backwards (database)", needs_corpus=True
 )
 def embedded_gradcam(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

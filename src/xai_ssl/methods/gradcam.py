@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, cosine, register_method
+from xai_ssl.engine import cosine
+from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.models.encoder import Encoder
 
 

@@ -93,11 +93,8 @@ def lffi(encoder: Encoder, x1: torch.Tensor, params: dict[str, Any], ctx: Method
 
 
 @register_method(
-    "lffi_ig",
-    pair_family="crop_aug", family="gradient",
-    defaults={"n_steps": 50, "ig_method": "gausslegendre", "baseline": "zero"},
-    n_maps=1,
-    cost="1 + n_steps forwards and n_steps backwards per image",
+    "lffi_ig", pair_family="crop_aug", family="gradient", defaults={"n_steps": 50, "ig_method": "gausslegendre", "baseline": "zero"}, n_maps=1,
+    cost="1 + n_steps forwards and n_steps backwards per image"
 )
 def lffi_ig(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
@@ -107,11 +104,8 @@ def lffi_ig(
 
 
 @register_method(
-    "lffi_gradshap",
-    pair_family="crop_aug", family="gradient",
-    defaults={"n_samples": 5, "stdevs": 0.0, "baseline": "zero"},
-    n_maps=1,
-    cost="1 + n_samples forwards and n_samples backwards per image",
+    "lffi_gradshap", pair_family="crop_aug", family="gradient", defaults={"n_samples": 5, "stdevs": 0.0, "baseline": "zero"}, n_maps=1,
+    cost="1 + n_samples forwards and n_samples backwards per image"
 )
 def lffi_gradshap(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from xai_ssl.augment import photometric_augment
-from xai_ssl.methods.base import SCALERS, MethodContext, cosine, register_method
+from xai_ssl.engine import cosine
+from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.methods.smooth_grad import image_seed
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import generator
@@ -64,7 +65,6 @@ def _scale(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["pixel_invariance"] = _scale
 
 
 def erase_box(h: int, w: int, g: torch.Generator, scale: tuple[float, float], ratio: tuple[float, float]) -> tuple[int, int, int, int] | None:
@@ -165,11 +165,8 @@ def pixel_invariance_one(
 
 
 @register_method(
-    "pixel_invariance",
-    pair_family="crop_aug", family="perturbation",
-    defaults=DEFAULTS,
-    n_maps=1,
-    cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate",
+    "pixel_invariance", pair_family="crop_aug", family="perturbation", defaults=DEFAULTS, n_maps=1,
+    cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate", scale=_scale
 )
 def pixel_invariance(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.methods.base import SCALERS, MethodContext, cosine, register_method
+from xai_ssl.engine import cosine
+from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.models.encoder import Encoder
 
 OUTPUTS = ("importance", "uncertainty", "u_relax")
@@ -36,7 +37,6 @@ def _scale(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["relax"] = _scale
 
 
 def draw_grids(n: int, cells: int, p: float, shift: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,11 +86,8 @@ def relax_maps(w: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> dict[str,
 
 
 @register_method(
-    "relax",
-    pair_family="crop_aug", family="perturbation",
-    defaults={"num_cells": 7, "p": 0.5, "n_masks": 3000, "shift": None, "target": "self", "output": "importance"},
-    n_maps=1,
-    cost="n_masks + 1 forwards per image (2 with target: pair), no backward",
+    "relax", pair_family="crop_aug", family="perturbation", defaults={"num_cells": 7, "p": 0.5, "n_masks": 3000, "shift": None, "target": "self", "output": "importance"},
+    n_maps=1, cost="n_masks + 1 forwards per image (2 with target: pair), no backward", scale=_scale
 )
 def relax(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.methods.base import MethodContext, cosine, embed_batched
-from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric
+from xai_ssl.engine import MethodContext, cosine, embed_batched
+from xai_ssl.metrics.base import MetricResult, register_metric
 from xai_ssl.models.encoder import Encoder
 
 
@@ -45,7 +45,6 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["average_drop_increase"] = _check
 
 
 def minmax_normalise(m: torch.Tensor, constant: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,19 +81,9 @@ def drop_increase(b: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return drop, (m > b).astype(np.float64)
 
 
-@register_metric(
-    "average_drop_increase",
-    defaults={"constant_map": 0.0},
-    directions={"SAD": "↓", "SIC": "↑", "CAD": "↓", "CID": "↑"},
-)
+@register_metric("average_drop_increase", defaults={"constant_map": 0.0}, directions={"SAD": "↓", "SIC": "↑", "CAD": "↓", "CID": "↑"}, scale=_check)
 def average_drop_increase(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """Per-image SAD, SIC (NA for single-map methods), CAD, CID (mean of both directions; ``_1``/``_2`` stored).
 

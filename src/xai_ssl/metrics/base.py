@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from xai_ssl.methods.base import MethodContext, MethodSpec
+from xai_ssl.engine import MethodContext, image_seed
+from xai_ssl.methods.base import MethodSpec
 from xai_ssl.models.encoder import Encoder
-from xai_ssl.seeding import derive_seed
+from xai_ssl.registry import Scaler, Spec, lookup
 
 # (per-image values per column [N], curves per name [N, T+1])
 MetricResult = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
@@ -45,7 +46,7 @@ class MetricContext(MethodContext):
 
     def attribution_seed(self, b: int) -> int:
         """The per-image seed the attribution step gave image ``b`` (see ``compute_attributions``)."""
-        return derive_seed(self.seed, self.image_ids[b], self.method_key or (self.method.name if self.method else ""))
+        return image_seed(self.seed, self.image_ids[b], self.method_key or (self.method.name if self.method else ""))
 
 
 def require_method(ctx: MethodContext, metric: str) -> MetricContext:
@@ -56,36 +57,24 @@ def require_method(ctx: MethodContext, metric: str) -> MetricContext:
 
 
 @dataclass(frozen=True)
-class MetricSpec:
+class MetricSpec(Spec):
     """A registered metric family: function, parameter defaults and its reported columns with directions."""
 
-    name: str
-    fn: MetricFn
-    defaults: dict[str, Any]
-    directions: dict[str, str]  # column -> "↑" or "↓"
+    what: ClassVar[str] = "metric"
 
-    def resolve_params(self, params: dict[str, Any] | None, image_size: int) -> dict[str, Any]:
-        """Defaults overridden by ``params``; unknown keys are refused."""
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise KeyError(f"metric {self.name!r}: unknown parameter(s) {unknown}; accepted: {sorted(self.defaults)}")
-        merged = {**self.defaults, **params}
-        scaler = SCALERS.get(self.name)
-        return scaler(merged, image_size) if scaler else merged
+    directions: dict[str, str] = field(default_factory=dict)  # column -> "↑" or "↓"
 
 
 METRIC_REGISTRY: dict[str, MetricSpec] = {}
-SCALERS: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {}
 
 
-def register_metric(name: str, defaults: dict[str, Any], directions: dict[str, str]) -> Callable[[MetricFn], MetricFn]:
-    """Decorator: add a metric function to the registry under ``name``."""
+def register_metric(name: str, defaults: dict[str, Any], directions: dict[str, str], scale: Scaler | None = None) -> Callable[[MetricFn], MetricFn]:
+    """Decorator: add a metric function to the registry under ``name`` (``scale``: see :class:`registry.Spec`)."""
 
     def wrap(fn: MetricFn) -> MetricFn:
         if name in METRIC_REGISTRY:
             raise ValueError(f"metric {name!r} registered twice")
-        METRIC_REGISTRY[name] = MetricSpec(name, fn, dict(defaults), dict(directions))
+        METRIC_REGISTRY[name] = MetricSpec(name, fn, dict(defaults), scale, dict(directions))
         return fn
 
     return wrap
@@ -93,6 +82,20 @@ def register_metric(name: str, defaults: dict[str, Any], directions: dict[str, s
 
 def get_metric(name: str) -> MetricSpec:
     """Look a metric up by its registry name; the error lists the accepted names."""
-    if name not in METRIC_REGISTRY:
-        raise KeyError(f"unknown metric {name!r}; accepted: {sorted(METRIC_REGISTRY)}")
-    return METRIC_REGISTRY[name]
+    return lookup(METRIC_REGISTRY, name, "metric")
+
+
+def metric_directions(metric_names: Sequence[str]) -> dict[str, str]:
+    """Reported columns and their arrows: the paper's order (SI, SD, CI, CD, SAD, SIC, CAD, CID, MS) first,
+    then the other columns in the order of the given metrics (e.g. RAND); a ``<col>_median`` column
+    (e.g. MS_median) follows its ``<col>``."""
+    found: dict[str, str] = {}
+    for name in metric_names:
+        found.update(get_metric(name).directions)
+    medians = [c for c in found if c.endswith("_median")]
+    plain = [c for c in PAPER_ORDER if c in found] + [c for c in found if c not in PAPER_ORDER and c not in medians]
+    order: list[str] = []
+    for c in plain:
+        order += [c] + [m for m in medians if m == f"{c}_median"]
+    order += [m for m in medians if m not in order]
+    return {c: found[c] for c in order}

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from xai_ssl.methods.base import MethodContext, cosine
-from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric
+from xai_ssl.engine import MethodContext, cosine
+from xai_ssl.metrics.base import MetricResult, register_metric
 from xai_ssl.models.encoder import Encoder
 
 
@@ -37,7 +37,6 @@ def _scale(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["insertion_deletion"] = _scale
 
 
 def upsample_map(m: torch.Tensor, size: int) -> torch.Tensor:
@@ -137,15 +136,10 @@ def auc(curve: np.ndarray) -> np.ndarray:
     "insertion_deletion",
     defaults={"pixels_per_step": None, "blur_kernel": None, "blur_sigma": None},
     directions={"SI": "↑", "SD": "↓", "CI": "↑", "CD": "↓"},
+    scale=_scale,
 )
 def insertion_deletion(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """SI, SD (both maps) and CI, CD (each direction, then their mean) for pairs [B, 3, H, W] and maps [B, h, w]."""
     size = x1.shape[-1]

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.methods.base import MethodContext
-from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric
+from xai_ssl.engine import MethodContext
+from xai_ssl.metrics.base import MetricResult, register_metric
 from xai_ssl.models.encoder import Encoder
 
 TOP_K_AT_128 = 1000  # the survey's k (Quantus TopKIntersection) on 128 x 128 maps
@@ -63,7 +63,6 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["localisation"] = _check
 
 
 def upsample_to(m: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -135,19 +134,9 @@ def score_maps(maps: torch.Tensor, labels: torch.Tensor, params: dict[str, Any])
     return out
 
 
-@register_metric(
-    "localisation",
-    defaults={"top_k": None, "class_blocks": [7, 8], "abs": False},
-    directions={c: "↑" for c in COLUMNS},
-)
+@register_metric("localisation", defaults={"top_k": None, "class_blocks": [7, 8], "abs": False}, directions={c: "↑" for c in COLUMNS}, scale=_check)
 def localisation(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    m1: torch.Tensor,
-    m2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """PG/TKI/RRA/RMA of map1 [B, h, w] against the object and class-relevant masks of x1 (NA without masks)."""
     masks = getattr(ctx, "masks", None)  # [B, H, W] label masks of x1, or None

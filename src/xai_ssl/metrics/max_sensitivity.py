@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from xai_ssl.methods.base import MethodContext, sub_context
-from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric, require_method
+from xai_ssl.engine import MethodContext, explain_batches, image_seed
+from xai_ssl.metrics.base import MetricResult, register_metric, require_method
 from xai_ssl.models.encoder import Encoder
-from xai_ssl.seeding import derive_seed, generator
+from xai_ssl.seeding import generator
 
 PAPER_WITHOUT_MS = ["conditional_occlusion", "context_agnostic_occlusion", "pairwise_occlusion", "pixel_invariance"]
 
@@ -45,7 +45,6 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["max_sensitivity"] = _check
 
 
 def draw_noise(seed: int, image_id: str, n: int, shape: tuple[int, ...], radius: float) -> torch.Tensor:
@@ -74,33 +73,23 @@ def noisy_maps(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, delta: torch.Tensor, ctx: Any, b: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The method's maps on (x1 + δ_n, x2 + δ_n) for every n; x [3, H, W], δ [N, 3, H, W] in pixel space."""
-    spec, params = ctx.method, ctx.method_params
-    chunk = max(1, min(ctx.batch_size, 16))
-    out1, out2 = [], []
-    for s in range(0, delta.shape[0], chunk):
-        d = delta[s : s + chunk]
-        seeds = [derive_seed(ctx.seed, ctx.image_ids[b], ctx.method_key or spec.name, "max_sensitivity", s + i) for i in range(d.shape[0])]
-        mctx = sub_context(ctx, seeds, [ctx.image_ids[b]] * d.shape[0])  # keeps ctx.corpus
-        m1, m2 = spec.fn(encoder, x1[None] + d, x2[None] + d, params, mctx)
-        out1.append(m1.detach())
-        if m2 is not None:
-            out2.append(m2.detach())
-    return torch.cat(out1), (torch.cat(out2) if out2 else None)
+    n = delta.shape[0]
+    key = ctx.method_key or ctx.method.name
+    seeds = [image_seed(ctx.seed, ctx.image_ids[b], key, "max_sensitivity", i) for i in range(n)]
+    return explain_batches(
+        encoder, ctx.method, x1[None] + delta, x2[None] + delta, ctx.method_params, seeds, [ctx.image_ids[b]] * n, ctx.device, ctx.batch_size,
+        corpus=ctx.corpus, to_cpu=False,
+    )
 
 
 @register_metric(
     "max_sensitivity",
     defaults={"radius": 0.2, "n_samples": 10, "methods_without_ms": list(PAPER_WITHOUT_MS)},
     directions={"MS": "↓", "MS_median": "↓"},
+    scale=_check,
 )
 def max_sensitivity(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """Per-image MS (mean over the maps of max_n ρ_k), MS_1, MS_2; NA for excluded methods."""
     mctx = require_method(ctx, "max_sensitivity")

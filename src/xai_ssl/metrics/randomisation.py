@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from xai_ssl.methods.base import MethodContext, sub_context
-from xai_ssl.metrics.base import SCALERS, MetricResult, register_metric, require_method
+from xai_ssl.engine import MethodContext, explain_batches
+from xai_ssl.metrics.base import MetricResult, register_metric, require_method
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import derive_seed
 
@@ -53,7 +53,6 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
     return out
 
 
-SCALERS["model_randomisation"] = _check
 
 
 def randomisation_layers(encoder: Encoder) -> list[tuple[str, nn.Module]]:
@@ -123,18 +122,10 @@ def _levels(encoder: Encoder, params: dict[str, Any]) -> int:
 
 
 @register_metric(
-    "model_randomisation",
-    defaults={"cascade_levels": None, "max_images": None, "methods_without_rand": []},
-    directions={"RAND": "↓"},
+    "model_randomisation", defaults={"cascade_levels": None, "max_images": None, "methods_without_rand": []}, directions={"RAND": "↓"}, scale=_check
 )
 def model_randomisation(
-    encoder: Encoder,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    map1: torch.Tensor,
-    map2: torch.Tensor | None,
-    params: dict[str, Any],
-    ctx: MethodContext,
+    encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, map1: torch.Tensor, map2: torch.Tensor | None, params: dict[str, Any], ctx: MethodContext
 ) -> MetricResult:
     """Per-image RAND (final level) and RAND_L1..RAND_L<k> (Spearman of trained vs randomised maps)."""
     mctx = require_method(ctx, "model_randomisation")
@@ -156,8 +147,10 @@ def model_randomisation(
         if key not in mctx.cache:
             mctx.cache[key] = randomised_encoder(encoder, k, mctx.seed)
         rand_enc = mctx.cache[key]
-        mc = sub_context(mctx, seeds, [mctx.image_ids[b] for b in chosen])  # keeps ctx.corpus
-        new = mctx.method.fn(rand_enc, x1[sel], x2[sel], mctx.method_params, mc)
+        new = explain_batches(
+            rand_enc, mctx.method, x1[sel], x2[sel], mctx.method_params, seeds, [mctx.image_ids[b] for b in chosen], mctx.device, mctx.batch_size,
+            corpus=mctx.corpus, chunk=len(chosen), to_cpu=False,
+        )
         for j, b in enumerate(chosen):
             r = float(np.mean([spearman(ref[b], m[j]) for ref, m in zip(refs, new)]))
             if k > 0:

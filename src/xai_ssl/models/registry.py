@@ -3,7 +3,6 @@ here, and the third-party checkpoint formats (model ``source``s) that load into 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import torch
 
+from xai_ssl.io.atomic import atomic_path
 from xai_ssl.models.barlow_twins import build_barlow_twins_encoder, load_barlow_twins
 from xai_ssl.models.checkpoints import CheckpointError
 from xai_ssl.models.encoder import Encoder
@@ -27,6 +27,7 @@ __all__ = [
     "PretrainedSource",
     "build_architecture",
     "load_encoder",
+    "read_encoder",
     "load_pretrained",
     "save_encoder",
 ]
@@ -102,8 +103,6 @@ def build_architecture(arch: str, **params: Any) -> Encoder:
 
 def save_encoder(encoder: Encoder, path: Path, arch: str, arch_params: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
     """Write an encoder checkpoint atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "arch": arch,
@@ -111,13 +110,12 @@ def save_encoder(encoder: Encoder, path: Path, arch: str, arch_params: dict[str,
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
         "extra": extra or {},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
-def load_encoder(path: Path, device: torch.device | str = "cpu") -> Encoder:
-    """Load an encoder checkpoint written by :func:`save_encoder`, strictly, in eval mode."""
+def read_encoder(path: Path | str, device: torch.device | str = "cpu") -> tuple[Encoder, dict[str, Any]]:
+    """Load an encoder checkpoint written by :func:`save_encoder`, strictly, in eval mode, with its ``extra`` record."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -137,4 +135,9 @@ def load_encoder(path: Path, device: torch.device | str = "cpu") -> Encoder:
             f"{path} (format {CHECKPOINT_FORMAT}, arch {payload['arch']}): missing keys {result.missing_keys[:5]}, "
             f"unexpected keys {result.unexpected_keys[:5]}"
         )
-    return encoder.to(device).eval()
+    return encoder.to(device).eval(), dict(payload.get("extra") or {})
+
+
+def load_encoder(path: Path | str, device: torch.device | str = "cpu") -> Encoder:
+    """Load an encoder checkpoint written by :func:`save_encoder`, strictly, in eval mode."""
+    return read_encoder(path, device)[0]

@@ -32,7 +32,6 @@ without TensorFlow; only :func:`read_tf_variables` needs TensorFlow (optional ex
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xai_ssl.io.atomic import atomic_path
 from xai_ssl.models.checkpoints import CheckpointError, load_strict, read_torch_file, require_dict_keys
 from xai_ssl.models.encoder import Encoder
 
@@ -317,13 +317,7 @@ def convert_tf_checkpoint(
     log.info("read %d TF variables from %s", len(variables), prefix)
     state = tf_variables_to_state_dicts(variables, width, ema)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    torch.save(state, tmp)
-    try:
-        load_simclrv2(tmp, width)
-    except CheckpointError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        torch.save(state, tmp)
+        load_simclrv2(tmp, width)  # the converted file must load strictly before it is accepted
     log.info("wrote %s (%d resnet + %d head tensors)", out_path, len(state["resnet"]), len(state["head"]))

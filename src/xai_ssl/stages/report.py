@@ -1,0 +1,68 @@
+"""Stage ``report`` (rules/report.smk): the figures of the report. The only stage that imports plotting."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from xai_ssl import plots
+from xai_ssl.io.maps_file import load_attribution_shards, load_dreamed
+from xai_ssl.io.pairs_file import read_pairs
+from xai_ssl.io.scores_file import read_curves
+
+log = logging.getLogger(__name__)
+
+
+def by_method(methods: Sequence[str], files: Sequence[str]) -> dict[str, list[Path]]:
+    """The files of each method (``methods[i]`` names ``files[i]``), methods in order of first appearance."""
+    if len(methods) != len(files):
+        raise ValueError("one method name per file")
+    grouped: dict[str, list[Path]] = {}
+    for method, path in zip(methods, files):
+        grouped.setdefault(method, []).append(Path(path))
+    return grouped
+
+
+def plot_attribution_grid(pairs: str, maps: Sequence[str], figure: str, methods: Sequence[str], n_images: int) -> None:
+    """Attribution grid of the first ``n_images`` images for every method (``maps``: each method's shards)."""
+    data = read_pairs(pairs)
+    n = min(n_images, len(data.image_ids))
+    method_maps, method_views = {}, {}
+    for method, files in by_method(methods, maps).items():
+        attributions = load_attribution_shards(files)
+        method_maps[method] = (attributions.map1[:n], attributions.map2[:n] if attributions.map2 is not None else None)
+        a, b = data.pair(str(attributions.attrs["pair_family"]))
+        method_views[method] = (a[:n], b[:n])
+    plots.attribution_grid([(data.x1[i], data.x2[i]) for i in range(n)], method_views, method_maps, data.image_ids[:n], Path(figure))
+
+
+def plot_curves(curves: Sequence[str], figure: str, methods: Sequence[str], title: str, families: dict[str, str] | None = None) -> None:
+    """Mean insertion/deletion curves per method (``curves``: each method's shards), grouped by ``families`` (config name -> family)."""
+    plots.curves_figure({m: read_curves(files) for m, files in by_method(methods, curves).items()}, Path(figure), title, families)
+
+
+def plot_metric_bars(
+    long: str, figure: str, panels: str, directions: dict[str, str], title: str, families: dict[str, str] | None = None
+) -> None:
+    """Bar chart of every metric per method with 95 % bootstrap intervals over images and the random baseline's mean, and one panel per metric."""
+    per_image = pd.read_csv(long, na_values=["NA"], keep_default_na=False)
+    plots.metric_bars(per_image, directions, Path(figure), title, families)
+    plots.metric_panels(per_image, directions, Path(panels), title, families=families)
+
+
+def plot_training_loss(history: str, figure: str, model: str) -> None:
+    """Training loss per epoch of a model trained in the workflow."""
+    table = pd.read_csv(history)
+    plots.loss_curve(table, Path(figure), title=f"{model}: SimCLR training ({len(table)} epochs)")
+
+
+def plot_feature_visualisation(images: str, pairs: str, figure: str, n_images: int, title: str) -> None:
+    """Rows of dreamed image | condition x2 | detail for the first ``n_images`` images of a feature visualisation."""
+    dreamed = load_dreamed(images)
+    data = read_pairs(pairs)
+    n = min(int(n_images), dreamed.image.shape[0])
+    _, conditions = data.pair(str(dreamed.attrs["pair_family"]))
+    plots.dream_grid(dreamed.image[:n], conditions[:n].float(), dreamed.detail[:n], dreamed.image_ids[:n], Path(figure), title)

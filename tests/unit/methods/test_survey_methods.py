@@ -1,0 +1,384 @@
+"""The survey's methods (RELAX, LFFI, COCOA, embedded Grad-CAM, VDSN) against plain loops / Captum, and the corpus plumbing."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import images, tiny_encoder
+from xai_ssl.data.corpus import choose_records, load_corpus
+from xai_ssl.engine import cosine, sub_context
+from xai_ssl.methods import MethodContext, get_method
+from xai_ssl.methods.cocoa import draw_rise, noise_foil, rise_masks
+from xai_ssl.methods.corpus import Corpus
+from xai_ssl.methods.relax import build_masks, draw_grids
+from xai_ssl.models import Encoder, build_architecture
+
+captum_attr = pytest.importorskip("captum.attr")
+
+CPU = torch.device("cpu")
+
+
+def make_corpus(n: int = 8, size: int = 16, labels: list[str] | None = None, seed: int = 5) -> Corpus:
+    labels = labels or ["a", "b"] * (n // 2)
+    imgs = (images(n, size, seed=seed) * 255).round().to(torch.uint8)
+    ids = [f"ref{i}" for i in range(n)]
+    return Corpus(imgs, ids, list(labels), "train", 7, {**dict(zip(ids, labels)), "q0": "a", "q1": "b", "q2": "a"})
+
+
+def ctx(seeds: list[int], corpus: Corpus | None = None, ids: list[str] | None = None, batch_size: int = 16) -> MethodContext:
+    return MethodContext(device=CPU, batch_size=batch_size, seeds=list(seeds), image_ids=list(ids or []), corpus=corpus)
+
+
+def run(name: str, enc: Encoder, x1: torch.Tensor, params: dict | None = None, **kw):
+    spec = get_method(name)
+    return spec.fn(enc, x1, x1.flip(-1), spec.resolve_params(params or {}, x1.shape[-1]), ctx(**kw))
+
+
+# --------------------------------------------------------------------------------------------
+# RELAX
+# --------------------------------------------------------------------------------------------
+
+
+def welford_loop(enc: Encoder, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The project's running estimator, one mask at a time: (R, U / (W - 1)); x [3, S, S], masks [N, 1, S, S]."""
+    fill = enc.baseline_pixel[0].to(x.dtype)  # the model-input zero (float32 constants of the encoder)
+    with torch.no_grad():
+        h = enc(x[None])
+        w = torch.full(x.shape[1:], 1e-10, dtype=torch.float64)
+        r = torch.zeros_like(w)
+        u = torch.zeros_like(w)
+        for m in masks[:, 0]:
+            s = cosine(enc((fill + m * (x - fill))[None]), h)[0]
+            w = w + m
+            r_new = r + m * (s - r) / w
+            u = u + m * (s - r_new) * (s - r)
+            r = r_new
+    return r, u / (w - 1)
+
+
+def test_relax_closed_form_matches_welford_loop() -> None:
+    enc = tiny_encoder()
+    x = images(1, 24, seed=3)
+    params = {"n_masks": 40, "num_cells": 5, "shift": 2}
+    imp, none = run("relax", enc, x, params, seeds=[11], batch_size=7)
+    unc, _ = run("relax", enc, x, {**params, "output": "uncertainty"}, seeds=[11])
+    assert none is None and imp.shape == (1, 24, 24)
+    grids, shifts = draw_grids(40, 5, 0.5, 2, torch.Generator().manual_seed(11))
+    masks = build_masks(grids.double(), shifts, 24, 2)
+    r, v = welford_loop(enc, x[0], masks)
+    torch.testing.assert_close(imp[0], r, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(unc[0], v, atol=1e-10, rtol=1e-6)
+    assert imp.std() > 1e-6 and unc.abs().max() > 1e-8
+
+
+def test_relax_masks_shapes_and_determinism() -> None:
+    grids, shifts = draw_grids(6, 7, 0.5, 1, torch.Generator().manual_seed(0))
+    masks = build_masks(grids, shifts, 48, 1)
+    assert masks.shape == (6, 1, 48, 48) and masks.min() >= 0 and masks.max() <= 1 + 1e-6
+    assert shifts.min() >= 0 and shifts.max() <= 2
+    enc = tiny_encoder()
+    x = images(2, 48, seed=4)
+    spec = get_method("relax")
+    assert spec.resolve_params({}, 224)["shift"] == 3 and spec.resolve_params({}, 48)["shift"] == 1
+    a, _ = run("relax", enc, x, {"n_masks": 12}, seeds=[1, 2])
+    b, _ = run("relax", enc, x, {"n_masks": 12}, seeds=[1, 2], batch_size=5)
+    c, _ = run("relax", enc, x, {"n_masks": 12}, seeds=[1, 3])
+    u, _ = run("relax", enc, x, {"n_masks": 12, "output": "u_relax"}, seeds=[1, 2])
+    assert a.shape == (2, 48, 48)
+    torch.testing.assert_close(a, b, atol=1e-12, rtol=0)  # independent of the batch size
+    torch.testing.assert_close(a[0], c[0])  # image 0 keeps its seed
+    assert not torch.allclose(a[1], c[1])
+    assert bool(((u == 0) | torch.isclose(u, a)).all())
+
+
+# --------------------------------------------------------------------------------------------
+# LFFI
+# --------------------------------------------------------------------------------------------
+
+
+def test_lffi_ig_matches_plain_trapezoid_loop() -> None:
+    enc = tiny_encoder()
+    x = images(2, 16, seed=5)
+    steps = 8
+    maps, _ = run("lffi_ig", enc, x, {"n_steps": steps, "ig_method": "riemann_right"}, seeds=[0, 0])
+    assert maps.shape == (2, 16, 16)
+    for b in range(2):
+        xn = enc.normalise(x[b : b + 1])  # model-input space, baseline 0
+        z = enc(x[b : b + 1]).detach()[0]
+        grad_sum = torch.zeros_like(xn)
+        for k in range(1, steps + 1):  # right Riemann sum: Σ_k g(k/n) / n
+            p = (k / steps * xn).requires_grad_(True)
+            (g,) = torch.autograd.grad(enc.embed_features(enc.trunk(p))[0] @ z, [p])
+            grad_sum += g / steps
+        ref = (xn * grad_sum)[0].abs().sum(0)
+        torch.testing.assert_close(maps[b], ref, atol=1e-6, rtol=1e-5)  # Captum's alphas are float32
+
+
+def test_lffi_ig_completeness() -> None:
+    from xai_ssl.methods.label_free import captum_attribution, lffi_scalar
+
+    enc = tiny_encoder()
+    x = images(1, 16, seed=6)
+    xn = enc.normalise(x)
+    z = enc(x).detach()[0]
+    attr = captum_attribution(lffi_scalar(enc, z), xn, torch.zeros_like(xn), "ig", {"n_steps": 400, "ig_method": "gausslegendre"}, 100, 0)
+    with torch.no_grad():
+        target = z @ z - enc.embed_features(enc.trunk(torch.zeros_like(xn)))[0] @ z
+    assert float(attr.sum()) == pytest.approx(float(target), rel=1e-2)  # ReLU net: the quadrature converges slowly
+
+
+def test_lffi_gradshap_matches_captum_and_is_seeded() -> None:
+    enc = tiny_encoder()
+    x = images(1, 16, seed=7)
+    params = {"n_samples": 6, "stdevs": 0.2}
+    torch.manual_seed(123)
+    np.random.seed(5)
+    state_t, state_np = torch.get_rng_state(), np.random.get_state()[1].copy()
+    a, _ = run("lffi_gradshap", enc, x, params, seeds=[42])
+    assert torch.equal(torch.get_rng_state(), state_t) and np.array_equal(np.random.get_state()[1], state_np)  # restored
+    b, _ = run("lffi_gradshap", enc, x, params, seeds=[42])
+    c, _ = run("lffi_gradshap", enc, x, params, seeds=[43])
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert not torch.allclose(a, c)
+    xn = enc.normalise(x)
+    z = enc(x).detach()[0]
+    torch.manual_seed(42)
+    np.random.seed(42)
+    gs = captum_attr.GradientShap(lambda p: enc.embed_features(enc.trunk(p)) @ z)
+    ref = gs.attribute(xn, baselines=torch.zeros_like(xn), n_samples=6, stdevs=0.2)
+    torch.testing.assert_close(a[0], ref[0].abs().sum(0), atol=1e-10, rtol=1e-8)
+
+
+# --------------------------------------------------------------------------------------------
+# COCOA
+# --------------------------------------------------------------------------------------------
+
+
+def direct_gamma(enc: Encoder, x: torch.Tensor, corpus_imgs: torch.Tensor, foil_imgs: torch.Tensor) -> torch.Tensor:
+    """Pairwise form: mean_c cos(f(x), f(c)) − mean_a cos(f(x), f(a)); x [N, 3, S, S] -> [N]."""
+    with torch.no_grad():
+        z, zc, zf = enc(x), enc(corpus_imgs), enc(foil_imgs)
+        cc = torch.stack([cosine(z, zc[i].expand_as(z)) for i in range(zc.shape[0])]).mean(0)
+        cf = torch.stack([cosine(z, zf[i].expand_as(z)) for i in range(zf.shape[0])]).mean(0)
+    return cc - cf
+
+
+@pytest.mark.parametrize("mode", ["mixed_noise", "same_other"])
+def test_cocoa_target_matches_pairwise(mode: str) -> None:
+    from xai_ssl.methods.cocoa import directions, gamma
+
+    enc = tiny_encoder()
+    corpus = make_corpus(8, 16)
+    x = images(2, 16, seed=8)
+    refs = corpus.images.double() / 255
+    if mode == "mixed_noise":
+        params = {"corpus": "mixed", "foil": "noise", "foil_size": 5}
+        ids = ["q0", "ref3"]  # the second explicand is in the corpus: it is excluded
+        corpora = [refs, refs[[0, 1, 2, 4, 5, 6, 7]]]
+        foils = [noise_foil(7, 5, 16).double()] * 2
+    else:
+        params = {"corpus": "same_class", "foil": "other_class", "foil_size": 3}
+        ids = ["q0", "q1"]  # labels a, b; corpus labels alternate a, b
+        corpora = [refs[0::2], refs[1::2]]
+        foils = [refs[1::2][:3], refs[0::2][:3]]
+    params = {**get_method("cocoa_ig").defaults, **params}
+    d = directions(enc, x, params, ctx([0, 0], corpus, ids))
+    with torch.no_grad():
+        got = torch.stack([gamma(enc, x[b : b + 1], d[b])[0] for b in range(2)])
+    ref = torch.stack([direct_gamma(enc, x[b : b + 1], corpora[b], foils[b])[0] for b in range(2)])
+    torch.testing.assert_close(got, ref, atol=1e-10, rtol=1e-8)
+    assert ref.abs().min() > 1e-6
+
+
+def test_cocoa_rise_matches_plain_loop() -> None:
+    enc = tiny_encoder()
+    corpus = make_corpus(6, 16)
+    x = images(1, 16, seed=9)
+    n, cells = 20, 4
+    maps, _ = run("cocoa_rise", enc, x, {"n_masks": n, "num_cells": cells, "foil_size": 4}, seeds=[3], corpus=corpus, ids=["q0"], batch_size=6)
+    assert maps.shape == (1, 16, 16)
+    grids, shifts = draw_rise(n, cells, 0.5, 4, False, torch.Generator().manual_seed(3))
+    masks = rise_masks(grids.double(), shifts, 16, 4)  # [n, 1, 16, 16]
+    fill = enc.baseline_pixel[0].double()
+    refs = corpus.images.double() / 255
+    foil = noise_foil(7, 4, 16).double()
+    ref = torch.zeros(16, 16, dtype=torch.float64)
+    for m in masks[:, 0]:
+        ref += direct_gamma(enc, (x[0] * m + fill * (1 - m))[None], refs, foil)[0] * m
+    ref /= n * 0.5
+    torch.testing.assert_close(maps[0], ref, atol=1e-10, rtol=1e-8)
+    again, _ = run("cocoa_rise", enc, x, {"n_masks": n, "num_cells": cells, "foil_size": 4}, seeds=[3], corpus=corpus, ids=["q0"], batch_size=20)
+    torch.testing.assert_close(maps, again, atol=1e-12, rtol=0)
+
+
+def test_cocoa_ig_and_gradshap_shapes_and_completeness() -> None:
+    from xai_ssl.methods.cocoa import directions, gamma
+
+    enc = tiny_encoder()
+    corpus = make_corpus(6, 16)
+    x = images(2, 16, seed=10)
+    kw = {"corpus": corpus, "ids": ["q0", "q1"]}
+    ig, _ = run("cocoa_ig", enc, x, {"n_steps": 400, "foil_size": 4}, seeds=[0, 0], **kw)
+    assert ig.shape == (2, 16, 16)
+    params = {**get_method("cocoa_ig").defaults, "foil_size": 4}
+    d = directions(enc, x, params, ctx([0, 0], corpus, ["q0", "q1"]))
+    fill = enc.baseline_pixel.double().expand(1, 3, 16, 16)
+    with torch.no_grad():
+        for b in range(2):
+            delta = gamma(enc, x[b : b + 1], d[b]) - gamma(enc, fill, d[b])
+            assert float(3 * ig[b].sum()) == pytest.approx(float(delta), rel=2e-2)  # map = channel mean
+    gs1, _ = run("cocoa_gradshap", enc, x, {"n_samples": 4, "foil_size": 4}, seeds=[1, 2], **kw)
+    gs2, _ = run("cocoa_gradshap", enc, x, {"n_samples": 4, "foil_size": 4}, seeds=[1, 2], **kw)
+    assert gs1.shape == (2, 16, 16) and torch.equal(gs1, gs2) and gs1.abs().max() > 0
+
+
+def test_cocoa_needs_corpus() -> None:
+    assert get_method("cocoa_rise").needs_corpus and get_method("vdsn").needs_corpus and not get_method("relax").needs_corpus
+    with pytest.raises(ValueError, match="ctx.corpus"):
+        run("cocoa_rise", tiny_encoder(), images(1, 16), {"n_masks": 2}, seeds=[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Embedded Grad-CAM
+# --------------------------------------------------------------------------------------------
+
+
+def test_embedded_gradcam_matches_hand_computation() -> None:
+    enc = tiny_encoder()
+    corpus = make_corpus(8, 16)
+    x = images(2, 16, seed=11)
+    k = 3
+    maps, _ = run("embedded_gradcam", enc, x, {"k": k}, seeds=[0, 0], corpus=corpus, ids=["q0", "ref2"], batch_size=3)
+    refs = corpus.images.double() / 255
+    embs, ws = [], []
+    for i in range(refs.shape[0]):  # one database image at a time
+        a = enc.features(refs[i : i + 1]).detach().requires_grad_(True)
+        z = enc.embed_features(a)[0]
+        (g,) = torch.autograd.grad(z @ z.detach(), [a])
+        embs.append(z.detach())
+        ws.append(g[0].mean(dim=(1, 2)))
+    for b, skip in enumerate([None, 2]):
+        with torch.no_grad():
+            a = enc.features(x[b : b + 1])[0]
+            e = enc.embed_features(a[None])[0]
+        dist = sorted((float((embs[i] - e).norm()), i) for i in range(len(embs)) if i != skip)
+        w = torch.stack([ws[i] for _, i in dist[:k]]).mean(0)
+        ref = (w[:, None, None] * a).mean(0)
+        torch.testing.assert_close(maps[b], ref, atol=1e-12, rtol=1e-8)
+        assert maps[b].abs().max() > 1e-8  # the fixed target has non-zero gradients
+
+
+# --------------------------------------------------------------------------------------------
+# VDSN
+# --------------------------------------------------------------------------------------------
+
+
+def test_vdsn_map_sums_to_pooled_cosine() -> None:
+    from xai_ssl.methods.vdsn import vdsn_maps
+
+    enc = tiny_encoder()
+    corpus = make_corpus(6, 48)
+    x = images(2, 48, seed=12)
+    maps, _ = run("vdsn", enc, x, {}, seeds=[0, 0], corpus=corpus, ids=["q0", "ref1"])
+    refs = corpus.images.double() / 255
+    with torch.no_grad():
+        zr, zx = enc(refs), enc(x)
+        for b, skip in enumerate([None, 1]):
+            sims = [(float(cosine(zx[b : b + 1], zr[i : i + 1])), i) for i in range(6) if i != skip]
+            j = max(sims)[1]
+            ax, ay = enc.features(x[b : b + 1]), enc.features(refs[j : j + 1])
+            assert maps[b].shape == ax.shape[2:]
+            pooled_cos = cosine(ax.mean(dim=(2, 3)), ay.mean(dim=(2, 3)))[0]
+            torch.testing.assert_close(maps[b].sum(), pooled_cos, atol=1e-10, rtol=1e-8)
+            mx, my = vdsn_maps(ax, ay)
+            torch.testing.assert_close(my.sum(), pooled_cos, atol=1e-10, rtol=1e-8)
+            # the paper's pairwise form: map_x[i] = Σ_j ⟨A_x[i], A_y[j]⟩ / (P² ‖f_x‖ ‖f_y‖)
+            fx, fy = ax.mean(dim=(2, 3))[0], ay.mean(dim=(2, 3))[0]
+            s = torch.einsum("ci,cj->ij", ax[0].flatten(1), ay[0].flatten(1)) / (ax[0, 0].numel() ** 2 * fx.norm() * fy.norm())
+            torch.testing.assert_close(maps[b].flatten(), s.sum(1), atol=1e-12, rtol=1e-8)
+    inv, _ = run("vdsn", enc, x, {"invert": True}, seeds=[0, 0], corpus=corpus, ids=["q0", "ref1"])
+    assert float(inv.min()) == pytest.approx(0.0, abs=1e-12) and float(inv.max()) == pytest.approx(1.0)
+    assert int(inv[0].flatten().argmax()) == int(maps[0].flatten().argmin())
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus plumbing
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """A generated Two4Two-format dataset (train 5 / test 3 images, 40 px), its index and pairs at 32 px."""
+    from xai_ssl.stages.data import generate_synthetic_dataset, index_dataset, make_pairs
+
+    root = tmp_path_factory.mktemp("survey_data")
+    generate_synthetic_dataset(root / "files", {"train": 5, "test": 3, "resolution": 40}, seed=0, progress=False)
+    index_dataset(root / "index.csv", "synthetic_two4two", root / "files")
+    make_pairs(root / "index.csv", root / "pairs.h5", "test", None, 32, 0, progress=False)
+    return root
+
+
+def test_load_corpus_from_index(tiny_dataset, caplog: pytest.LogCaptureFixture) -> None:
+    from xai_ssl.augment import center_view
+    from xai_ssl.data.images import load_rgb
+    from xai_ssl.data.index import read_index, write_index
+
+    root = tiny_dataset
+    records = read_index(root / "index.csv")
+    c1 = load_corpus(root / "index.csv", 32, "test", 4, seed=3)
+    c2 = load_corpus(root / "index.csv", 32, "test", 4, seed=3)
+    c3 = load_corpus(root / "index.csv", 32, "test", 10, seed=3)
+    assert c1.source == "train" and len(c1) == 4 and len(c3) == 5 and c1.images.shape == (4, 3, 32, 32)
+    assert c1.ids == c2.ids and c1.ids == c3.ids[:4] and torch.equal(c1.images, c2.images)
+    by_id = {r.image_id: r for r in records}
+    assert all(by_id[i].split == "train" for i in c1.ids)
+    ref = (center_view(load_rgb(by_id[c1.ids[0]].path), 32) * 255).round().to(torch.uint8)
+    assert torch.equal(c1.images[0], ref)
+    assert set(c1.labels_by_id) == set(by_id)
+    assert choose_records(records, "test", 5, 4)[0] != choose_records(records, "test", 5, 3)[0]
+    # no training split: the evaluated split's images, with a warning
+    write_index([r for r in records if r.split == "test"], root / "index_test.csv")
+    with caplog.at_level(logging.WARNING, logger="xai_ssl.data.corpus"):
+        c4 = load_corpus(root / "index_test.csv", 32, "test", 10, seed=3)
+    assert c4.source == "test" and len(c4) == 3 and "no 'train' split" in caplog.text
+
+
+def test_attribute_and_metric_contexts_carry_the_corpus(tiny_dataset, tmp_path) -> None:
+    import pandas as pd
+
+    from xai_ssl.io.maps_file import load_attributions
+    from xai_ssl.models.registry import save_encoder
+    from xai_ssl.stages.attribution import compute_attributions
+    from xai_ssl.stages.evaluation import compute_metrics
+
+    root = tiny_dataset
+    torch.manual_seed(0)
+    enc = build_architecture("small_resnet", width=4, embedding_dim=8, hidden_dim=16)
+    save_encoder(enc.eval(), tmp_path / "enc.pt", "small_resnet", {"width": 4, "embedding_dim": 8, "hidden_dim": 16})
+    out = tmp_path / "maps.h5"
+    compute_attributions(root / "pairs.h5", tmp_path / "enc.pt", out, "vdsn", {"corpus_size": 3}, 1, 0, "cpu", 4, "d", "m", "vdsn", 0, index=root / "index.csv", progress=False)
+    maps = load_attributions(out)
+    assert maps.map1.shape[0] == 3 and maps.map2 is None and torch.isfinite(maps.map1).all()
+    with pytest.raises(ValueError, match="dataset index"):
+        compute_attributions(root / "pairs.h5", tmp_path / "enc.pt", tmp_path / "x.h5", "vdsn", {}, 1, 0, "cpu", 4, "d", "m", "vdsn", 0, progress=False)
+    # max-sensitivity re-runs VDSN: the evaluation step passes the same corpus to the metric's context
+    compute_metrics(root / "pairs.h5", tmp_path / "enc.pt", out, tmp_path / "s.csv", tmp_path / "c.h5", {"max_sensitivity": {"n_samples": 2}}, "cpu", 4, "d", "m", index=root / "index.csv", progress=False)
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert len(scores) == 3 and scores["MS"].notna().all()
+    corpus = make_corpus(4, 16)
+    sub = sub_context(ctx([1], corpus, ["q0"]), [5, 6], ["q0", "q0"])
+    assert sub.corpus is corpus and sub.seeds == [5, 6] and sub.image_ids == ["q0", "q0"]
+
+
+def test_corpus_cache_is_per_encoder() -> None:
+    corpus = make_corpus(4, 16)
+    e1, e2 = tiny_encoder(0), tiny_encoder(1)
+    calls: list[int] = []
+    for enc in (e1, e1, e2):
+        corpus.cached(enc, "k", lambda enc=enc: calls.append(id(enc)) or F.normalize(enc(corpus.floats(CPU, torch.float64)), dim=1))
+    assert calls == [id(e1), id(e2)]

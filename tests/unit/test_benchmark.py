@@ -1,0 +1,121 @@
+"""The benchmark's reference loops and Captum baseline compute the same values as our batched code."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from xai_ssl import benchmark as bm
+from xai_ssl.device import choose_batch_size
+from xai_ssl.methods import MethodContext, get_method
+from xai_ssl.metrics import get_metric
+
+
+@pytest.fixture(scope="module")
+def enc() -> torch.nn.Module:
+    """A seeded small encoder, channels-last as the benchmark runs it."""
+    return bm.build_model("small_resnet", torch.device("cpu"), channels_last=True, autocast="none")
+
+
+def test_occlusion_params_tile_the_image() -> None:
+    for size in (32, 48, 224):
+        p = bm.occlusion_params(size, 6)
+        assert (size - p["window"]) % p["stride"] == 0 and (size - p["window"]) // p["stride"] + 1 == 6
+
+
+def test_reference_and_captum_occlusion_equal_ours(enc: torch.nn.Module) -> None:
+    x = bm.test_images(2, 32, torch.device("cpu"))
+    spec = get_method("conditional_occlusion")
+    params = spec.resolve_params(bm.occlusion_params(32, 4), 32)
+    m1, _ = spec.fn(enc, x[:1], x[1:], params, MethodContext(device=torch.device("cpu"), batch_size=5, seeds=[0]))
+    ref = bm.reference_occlusion(enc, x[0], x[1], params["window"], params["stride"])
+    torch.testing.assert_close(ref, m1[0], atol=1e-5, rtol=0)
+    cap = bm.captum_occlusion(enc, x[0], x[1], params["window"], params["stride"], batch_size=5)
+    torch.testing.assert_close(cap, bm.window_average(m1[0], 32, params["window"], params["stride"]), atol=1e-5, rtol=0)
+
+
+def test_reference_insertion_deletion_equals_ours(enc: torch.nn.Module) -> None:
+    x = bm.test_images(4, 32, torch.device("cpu"))
+    spec = get_metric("insertion_deletion")
+    params = spec.resolve_params({"pixels_per_step": 128, "blur_kernel": 5, "blur_sigma": 2.0}, 32)
+    g = torch.Generator().manual_seed(0)
+    m1, m2 = torch.rand(2, 4, 4, generator=g), torch.rand(2, 4, 4, generator=g)
+    ours, _ = spec.fn(enc, x[0::2], x[1::2], m1, m2, params, MethodContext(device=torch.device("cpu"), batch_size=3, seeds=[0, 0]))
+    ref = bm.reference_insertion_deletion(enc, x[0::2], x[1::2], m1, m2, params)
+    for name in ("SI", "SD", "CI", "CD"):
+        assert ours[name] == pytest.approx(ref[name], abs=1e-5), name
+
+
+def test_choose_batch_size_is_a_timed_power_of_two(enc: torch.nn.Module) -> None:
+    bs = choose_batch_size(enc, 32, torch.device("cpu"), largest=8, repeats=1)
+    assert bs in (1, 2, 4, 8)
+
+
+def test_study_estimate_scales_with_images() -> None:
+    h1, parts = bm.study_estimate(10.0, 100)
+    h2, _ = bm.study_estimate(10.0, 200)
+    assert h1 > 0 and h2 == pytest.approx(2 * h1)
+    assert sum(parts.values()) == pytest.approx(h1, rel=1e-9)
+
+
+def test_benchmark_command_writes_tables(tmp_path) -> None:
+    bm.main(["--model", "small_resnet", "--size", "32", "--device", "cpu", "--occlusion-positions", "4", "--curve-steps", "4", "--methods",
+             "--out", str(tmp_path)])
+    rows = list(csv.DictReader((tmp_path / "benchmark-cpu.csv").open()))
+    variants = {(r["workload"], r["variant"]) for r in rows}
+    assert {("plain forward", "limit"), ("conditional_occlusion", "ours"), ("conditional_occlusion", "reference"),
+            ("conditional_occlusion", "captum"), ("insertion_deletion", "ours"), ("insertion_deletion", "reference")} <= variants
+    checks = [r["check"] for r in rows if r["check"].startswith("max")]
+    assert checks and all(float(c.rsplit("=", 1)[1]) < 1e-4 for c in checks)
+    assert "batch_size" in (tmp_path / "benchmark-cpu.md").read_text()
+    for r in rows:  # every ours row carries the limit measured next to it, and its ratio is taken against that
+        if r["variant"] == "ours":
+            assert float(r["limit_forwards_per_s"]) > 0
+            assert float(r["vs_limit"]) == pytest.approx(float(r["forwards_per_s"]) / float(r["limit_forwards_per_s"]), rel=0.02)
+
+
+def test_channels_last_same_embeddings_and_autocast_refused_on_cpu() -> None:
+    from xai_ssl.models.small_resnet import build_small_resnet
+
+    torch.manual_seed(0)
+    e = build_small_resnet(width=8, embedding_dim=16, hidden_dim=32).eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.inference_mode():
+        ref = e(x)
+        fast = e.set_speed(channels_last=True)(x)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="CUDA"):
+        e.set_speed(autocast="bfloat16")
+    with pytest.raises(ValueError, match="not one of"):
+        e.set_speed(autocast="half")
+
+
+def test_steps_resolve_auto_batch_size() -> None:
+    from xai_ssl.stages.inference import resolve_batch_size
+
+    e = bm.build_model("small_resnet", torch.device("cpu"), channels_last=False, autocast="none")
+    assert resolve_batch_size(12, e, 32, torch.device("cpu")) == 12
+    assert resolve_batch_size("auto", e, 16, torch.device("cpu")) in (1, 2, 4, 8, 16, 32, 64)
+
+
+def test_race_interleaves_and_keeps_the_best_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variants alternate round by round (same machine conditions); the best round counts; warm-ups are not timed."""
+    clock = {"t": 0.0}
+    monkeypatch.setattr(bm.time, "perf_counter", lambda: clock["t"])
+    order: list[str] = []
+    costs = {"ours": [9.0, 1.0, 3.0], "limit": [9.0, 2.0, 1.5], "reference": [5.0, 4.0]}
+
+    def make(name: str):
+        def fn() -> str:
+            order.append(name)
+            clock["t"] += costs[name].pop(0)
+            return name
+
+        return fn
+
+    out = bm.race({k: make(k) for k in costs}, torch.device("cpu"), rounds=2)
+    assert order == ["ours", "limit", "ours", "limit", "reference", "ours", "limit", "reference"]
+    assert out["ours"] == ("ours", 1.0) and out["limit"] == ("limit", 1.5) and out["reference"] == ("reference", 4.0)
+    assert [bm.calls_made(k, 2) for k in costs] == [3, 3, 2]

@@ -1,0 +1,177 @@
+"""Seeds, seeded views, the pairs file, sharding and atomic HDF5 writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from helpers import write_pairs
+from xai_ssl.augment import center_view, photometric_augment, simclr_augment
+from xai_ssl.data.images import load_rgb
+from xai_ssl.data.synthetic_two4two import generate_two4two
+from xai_ssl.data.two4two import read_two4two_split
+from xai_ssl.io.atomic import temporary_path
+from xai_ssl.io.hdf5 import atomic_h5
+from xai_ssl.io.pairs_file import count_pairs, read_pairs, shard_range
+from xai_ssl.pairs import make_views, to_uint8
+from xai_ssl.seeding import derive_seed, generator
+
+NO_PHOTOMETRIC = {"p_jitter": 0.0, "p_gray": 0.0, "p_blur": 0.0}
+
+
+def test_derive_seed() -> None:
+    a = derive_seed(0, "img_1", "view-aug")
+    assert a == derive_seed(0, "img_1", "view-aug")
+    assert 0 <= a < 2**63
+    others = {
+        derive_seed(0, "img_2", "view-aug"),
+        derive_seed(0, "img_1", "view-photometric"),
+        derive_seed(1, "img_1", "view-aug"),
+        derive_seed(0, "img_1"),
+        derive_seed(0, "view-aug", "img_1"),
+    }
+    assert a not in others and len(others) == 5
+    # the generator is seeded with it
+    assert torch.equal(torch.rand(4, generator=generator(0, "x")), torch.rand(4, generator=torch.Generator().manual_seed(derive_seed(0, "x"))))
+
+
+def test_make_views_deterministic_per_image() -> None:
+    img = torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(0))
+    v = make_views(img, 16, seed=0, image_id="a")
+    w = make_views(img, 16, seed=0, image_id="a")
+    other = make_views(img, 16, seed=0, image_id="b")
+    reseeded = make_views(img, 16, seed=1, image_id="a")
+    for k in ("x1", "x2", "xt"):
+        assert v[k].dtype == torch.uint8 and v[k].shape == (3, 16, 16)
+        assert torch.equal(v[k], w[k])
+    assert torch.equal(v["x1"], other["x1"])  # the clean centre view does not depend on the seed
+    assert torch.equal(v["x1"], to_uint8(center_view(img, 16)))
+    assert not torch.equal(v["x2"], other["x2"]) and not torch.equal(v["x2"], reseeded["x2"])
+    assert not (torch.equal(v["xt"], other["xt"]) and torch.equal(v["xt"], reseeded["xt"]))
+
+
+def test_simclr_augment_identity_settings_is_a_resize() -> None:
+    img = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    for seed in range(5):
+        out = simclr_augment(img, 16, torch.Generator().manual_seed(seed), scale=(1.0, 1.0), p_flip=0.0, **NO_PHOTOMETRIC)
+        torch.testing.assert_close(out, TF.resize(img, [16, 16], antialias=True).clamp(0, 1), atol=1e-6, rtol=0)
+    flipped = simclr_augment(img, 16, torch.Generator().manual_seed(0), scale=(1.0, 1.0), p_flip=1.0, **NO_PHOTOMETRIC)
+    torch.testing.assert_close(flipped, TF.resize(img, [16, 16], antialias=True).flip(-1).clamp(0, 1), atol=1e-6, rtol=0)
+    # a default view is not a plain resize
+    default = simclr_augment(img, 16, torch.Generator().manual_seed(0))
+    assert not torch.allclose(default, TF.resize(img, [16, 16], antialias=True), atol=1e-3)
+
+
+def test_photometric_augment_does_not_move_pixels() -> None:
+    img = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(photometric_augment(img, torch.Generator().manual_seed(0), **NO_PHOTOMETRIC), img)
+    # greyscale only: each pixel becomes the luma of the same pixel (torchvision weights)
+    grey = photometric_augment(img, torch.Generator().manual_seed(0), p_jitter=0.0, p_gray=1.0, p_blur=0.0)
+    luma = 0.2989 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    for c in range(3):
+        torch.testing.assert_close(grey[c], luma, atol=1e-5, rtol=0)
+    # brightness-only jitter scales every pixel by one factor
+    g = torch.Generator().manual_seed(3)
+    bright = photometric_augment(img * 0.5, g, jitter=(0.5, 0.0, 0.0, 0.0), p_jitter=1.0, p_gray=0.0, p_blur=0.0)
+    ratio = bright / (img * 0.5)
+    assert ratio.std() < 1e-5 and abs(float(ratio.mean()) - 1) > 1e-4
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("two4two")
+    generate_two4two(root, {"test": 4}, seed=0, resolution=32, progress=False)
+    return root / "test"
+
+
+def test_pairs_round_trip(dataset: Path, tmp_path: Path) -> None:
+    records = read_two4two_split(dataset)
+    assert len(records) == 4 and all(r.mask_path is not None for r in records)
+    path = tmp_path / "pairs.h5"
+    write_pairs(records, path, size=16, seed=7, progress=False)
+    assert count_pairs(path) == 4
+    assert not path.with_name(path.name + ".tmp").exists()
+    pairs = read_pairs(path)
+    assert pairs.image_ids == [r.image_id for r in records]
+    np.testing.assert_array_equal(pairs.indices, np.arange(4))
+    for i, rec in enumerate(records):
+        views = make_views(load_rgb(rec.path), 16, 7, rec.image_id)
+        for k in ("x1", "x2", "xt"):
+            got = getattr(pairs, k)[i]
+            assert got.dtype == torch.float32 and got.shape == (3, 16, 16)
+            assert float(got.min()) >= 0 and float(got.max()) <= 1
+            torch.testing.assert_close(got, views[k].float() / 255, atol=0, rtol=0)
+    assert pairs.mask1 is not None and pairs.mask1.dtype == np.uint8 and pairs.mask1.shape == (4, 16, 16)
+    assert set(np.unique(pairs.mask1)) <= set(range(9))
+    assert (pairs.mask1 == 0).any() and (pairs.mask1 > 0).any()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["seed"] == 7 and f.attrs["image_size"] == 16 and f.attrs["n_images"] == 4
+    # the pair families
+    a, b = pairs.pair("crop_aug")
+    assert torch.equal(a, pairs.x1) and torch.equal(b, pairs.x2)
+    a, b = pairs.pair("interpolation")
+    assert torch.equal(a, pairs.x1)
+    torch.testing.assert_close(b, 0.1 * pairs.x1 + 0.9 * pairs.xt, atol=0, rtol=0)
+    assert not torch.equal(b, pairs.x1)
+    with pytest.raises(KeyError, match="crop_aug"):
+        pairs.pair("nope")
+    # a subset
+    sub = read_pairs(path, [1, 3])
+    assert sub.image_ids == [records[1].image_id, records[3].image_id]
+    assert torch.equal(sub.x2, pairs.x2[[1, 3]])
+    np.testing.assert_array_equal(sub.mask1, pairs.mask1[[1, 3]])
+    # same seed -> identical file contents; other seed -> other augmented views, same x1
+    path2 = tmp_path / "pairs2.h5"
+    write_pairs(records, path2, size=16, seed=7, progress=False)
+    again = read_pairs(path2)
+    assert torch.equal(again.x2, pairs.x2) and torch.equal(again.xt, pairs.xt)
+    write_pairs(records, path2, size=16, seed=8, progress=False)
+    other = read_pairs(path2)
+    assert torch.equal(other.x1, pairs.x1) and not torch.equal(other.x2, pairs.x2)
+
+
+def test_write_pairs_refuses_no_records(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no images"):
+        write_pairs([], tmp_path / "p.h5", size=16, seed=0, progress=False)
+    assert not (tmp_path / "p.h5").exists()
+
+
+@pytest.mark.parametrize(("n", "n_shards"), [(10, 1), (10, 3), (7, 7), (3, 5), (0, 2), (100, 8)])
+def test_shard_range_partition(n: int, n_shards: int) -> None:
+    ranges = [shard_range(n, s, n_shards) for s in range(n_shards)]
+    covered = [i for r in ranges for i in r]
+    assert covered == list(range(n))  # each position exactly once, in order
+    sizes = [len(r) for r in ranges]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize(("shard", "n_shards"), [(-1, 3), (3, 3), (0, 0)])
+def test_shard_range_refuses_bad_shard(shard: int, n_shards: int) -> None:
+    with pytest.raises(ValueError, match="shard"):
+        shard_range(10, shard, n_shards)
+
+
+def test_atomic_h5_leaves_nothing_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "file.h5"
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_h5(target) as f:
+            f.create_dataset("x", data=np.arange(3))
+            assert temporary_path(target).exists()
+            raise RuntimeError("boom")
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []  # no temporary file left
+    # an existing file is kept intact when a rewrite fails
+    with atomic_h5(target) as f:
+        f.create_dataset("x", data=np.arange(3))
+    with pytest.raises(RuntimeError):
+        with atomic_h5(target) as f:
+            f.create_dataset("y", data=np.arange(5))
+            raise RuntimeError("boom")
+    with h5py.File(target, "r") as f:
+        assert list(f) == ["x"] and f["x"][()].tolist() == [0, 1, 2]
+    assert [p.name for p in target.parent.iterdir()] == ["file.h5"]
