@@ -130,3 +130,35 @@ rule plot_feature_visualisation:
         "../envs/xai-ssl.yaml"
     script:
         "../workflow/scripts/plot_feature_visualisation.py"
+
+
+# The offline results explorer: one self-contained HTML page per dataset x model (docs/explorer.md).
+rule build_explorer:
+    input:
+        pairs="results/pairs/{dataset}.h5",
+        encoder="results/models/{model}/encoder.pt",
+        maps=PLAN.method_shard_files("results/attributions/{dataset}/{model}/{method}/shard-{shard}.h5"),
+        scores=PLAN.method_shard_files("results/metrics/{dataset}/{model}/{method}/shard-{shard}.csv"),
+        curves=PLAN.method_shard_files("results/metrics/{dataset}/{model}/{method}/shard-{shard}.curves.h5"),
+    output:
+        explorer=report(
+            directory("results/explorer/{dataset}/{model}"),
+            caption="../workflow/report/explorer.rst",
+            htmlindex="index.html",
+            category="Explorer",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "page": "results explorer"},
+        ),
+    params:
+        methods=PLAN.shard_methods,
+        directions=PLAN.metric_directions(),
+        title="{dataset} / {model}",
+        batch_size=config["batch_size"],
+        code=PLAN.code("build_explorer"),
+    log:
+        "logs/build_explorer/{dataset}/{model}.log",
+    localrule: True
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/build_explorer.py"

@@ -298,6 +298,7 @@ class Plan:
                     f"results/figures/{d}/{m}/attribution_grid.png",
                     f"results/figures/{d}/{m}/insertion_deletion_curves.png",
                     f"results/figures/{d}/{m}/metric_bars.png",
+                    f"results/explorer/{d}/{m}",
                 ]
         return out + self.model_targets() + self.reference_targets()
 

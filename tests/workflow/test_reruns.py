@@ -34,12 +34,12 @@ def test_plotting_edit_reruns_only_the_figures(tiny_run: tuple[Path, Path]) -> N
 def test_seeding_edit_reruns_everything_that_draws_seeds(tiny_run: tuple[Path, Path]) -> None:
     """Views, training, maps and metrics draw from xai_ssl.seeding; generating and indexing the data do not."""
     jobs = planned_after_edit(tiny_run, "seeding.py")
-    assert jobs == {"make_pairs": 1, "train_model": 1, "compute_attributions": 6, "compute_metrics": 6, "aggregate_tables": 1, **FIGURES}
+    assert jobs == {"make_pairs": 1, "train_model": 1, "compute_attributions": 6, "compute_metrics": 6, "aggregate_tables": 1, "build_explorer": 1, **FIGURES}
 
 
 def test_method_edit_reruns_only_that_methods_jobs(tiny_run: tuple[Path, Path]) -> None:
     jobs = planned_after_edit(tiny_run, "methods/conditional_occlusion.py")
-    assert jobs == {"compute_attributions": 2, "compute_metrics": 2, "aggregate_tables": 1, "plot_attribution_grid": 1, "plot_curves": 1, "plot_metric_bars": 1}
+    assert jobs == {"compute_attributions": 2, "compute_metrics": 2, "aggregate_tables": 1, "plot_attribution_grid": 1, "plot_curves": 1, "plot_metric_bars": 1, "build_explorer": 1}
 
 
 def test_table_edit_does_not_rerun_metrics(tiny_run: tuple[Path, Path]) -> None:
