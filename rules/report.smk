@@ -40,6 +40,7 @@ rule plot_curves:
         ),
     params:
         methods=PLAN.shard_methods,
+        families=PLAN.method_families(),  # colour per family, baselines grey
         title="{dataset} / {model}",
         code=PLAN.code("plot_curves"),
     log:
@@ -71,6 +72,7 @@ rule plot_metric_bars:
         ),
     params:
         directions=PLAN.metric_directions(),
+        families=PLAN.method_families(),  # colour per family, baselines grey
         title="{dataset} / {model}",
         code=PLAN.code("plot_metric_bars"),
     log:

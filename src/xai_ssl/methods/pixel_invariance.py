@@ -165,7 +165,7 @@ def pixel_invariance_one(
 
 
 @register_method(
-    "pixel_invariance", pair_family="crop_aug", defaults=DEFAULTS, n_maps=1,
+    "pixel_invariance", pair_family="crop_aug", family="perturbation", defaults=DEFAULTS, n_maps=1,
     cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate", scale=_scale
 )
 def pixel_invariance(

@@ -39,16 +39,18 @@ def plot_attribution_grid(pairs: str, maps: Sequence[str], figure: str, methods:
     plots.attribution_grid([(data.x1[i], data.x2[i]) for i in range(n)], method_views, method_maps, data.image_ids[:n], Path(figure))
 
 
-def plot_curves(curves: Sequence[str], figure: str, methods: Sequence[str], title: str) -> None:
-    """Mean insertion/deletion curves per method (``curves``: each method's shards)."""
-    plots.curves_figure({m: read_curves(files) for m, files in by_method(methods, curves).items()}, Path(figure), title)
+def plot_curves(curves: Sequence[str], figure: str, methods: Sequence[str], title: str, families: dict[str, str] | None = None) -> None:
+    """Mean insertion/deletion curves per method (``curves``: each method's shards), grouped by ``families`` (config name -> family)."""
+    plots.curves_figure({m: read_curves(files) for m, files in by_method(methods, curves).items()}, Path(figure), title, families)
 
 
-def plot_metric_bars(long: str, figure: str, panels: str, directions: dict[str, str], title: str) -> None:
-    """Bar chart of every metric per method with 95 % bootstrap intervals over images, and one panel per metric."""
+def plot_metric_bars(
+    long: str, figure: str, panels: str, directions: dict[str, str], title: str, families: dict[str, str] | None = None
+) -> None:
+    """Bar chart of every metric per method with 95 % bootstrap intervals over images and the random baseline's mean, and one panel per metric."""
     per_image = pd.read_csv(long, na_values=["NA"], keep_default_na=False)
-    plots.metric_bars(per_image, directions, Path(figure), title)
-    plots.metric_panels(per_image, directions, Path(panels), title)
+    plots.metric_bars(per_image, directions, Path(figure), title, families)
+    plots.metric_panels(per_image, directions, Path(panels), title, families=families)
 
 
 def plot_training_loss(history: str, figure: str, model: str) -> None:
