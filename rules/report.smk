@@ -153,6 +153,7 @@ rule build_explorer:
         methods=PLAN.shard_methods,
         directions=PLAN.metric_directions(),
         title="{dataset} / {model}",
+        families=PLAN.method_families(),  # baselines shown apart
         batch_size=config["batch_size"],
         code=PLAN.code("build_explorer"),
     log:
