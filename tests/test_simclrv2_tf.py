@@ -18,6 +18,8 @@ import copy
 import json
 import math
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,7 @@ except ImportError:
         allow_module_level=True,
     )
 
-from simclrv2_tf_reference import TFCheckpoint, write_checkpoint  # noqa: E402 (needs TensorFlow)
+from simclrv2_tf_reference import TFCheckpoint, write_checkpoint  # needs TensorFlow
 
 pytestmark = [pytest.mark.tf, pytest.mark.integration]
 
@@ -64,8 +66,11 @@ INPUTS = {"odd": _images(1, 66), "even": _images(2, 64)}
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, TFCheckpoint]]:
-    """TF checkpoints of both widths placed where the workflow expects them, converted and prepared by the rules."""
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[int, TFCheckpoint]]]:
+    """TF checkpoints of both widths placed where the workflow expects them, converted and prepared by the rules.
+
+    The 2 GB of checkpoints are removed afterwards.
+    """
     root = tmp_path_factory.mktemp("simclrv2_tf")
     code = copy_code(root / "code")
     work = root / "work"
@@ -81,13 +86,16 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int,
         }
         tf_dir = work / "resources" / "checkpoints" / "simclrv2" / "tf" / f"r50_{w}x_sk0"
         checkpoints[w] = write_checkpoint(tf_dir, w, INPUTS, seed=10 + w)
+        for extra in (tf_dir / "checkpoint", tf_dir / "model.ckpt-250228.meta"):  # download_simclrv2_tf fetches only .index and .data
+            extra.unlink()
     (work / "config").mkdir(parents=True)
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, code, "results/models/simclrv2_1x/source.json", "results/models/simclrv2_2x/source.json")
     log = proc.stdout + proc.stderr
     assert "rule download_simclrv2_tf:" not in log, "the TF files were placed by hand: nothing is downloaded"
     assert "rule convert_simclrv2:" in log and "rule prepare_model:" in log
-    return work, checkpoints
+    yield work, checkpoints
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _max_rel_diff(ours: torch.Tensor, ref: np.ndarray) -> float:
@@ -148,6 +156,7 @@ def test_rule_converted_encoder_matches_tensorflow(converted: tuple[Path, dict[i
     info = json.loads((work / f"results/models/simclrv2_{width}x/source.json").read_text())
     assert info["embedding_dim"] == 128 and info["trunk_channels"] == 2048 * width
     diffs = _compare(encoder, checkpoints[width].outputs["odd"], "ema", INPUTS["odd"])
+    print(f"width {width}x, EMA, 66 px: max relative difference to TF {diffs}")
     assert max(diffs.values()) < TOLERANCE, f"width {width}x, EMA weights: PyTorch differs from TF by {diffs} (relative)"
     # the converted file itself: {'resnet', 'head'}, recorded digest beside it
     ckpt = work / f"resources/checkpoints/simclrv2/r50_{width}x_sk0_ema.pth"
@@ -160,6 +169,7 @@ def test_conversion_without_ema_reads_the_trained_weights(converted: tuple[Path,
     out = tmp_path / "r50_1x_sk0.pth"
     convert_tf_checkpoint(checkpoints[1].prefix, out, width=1, ema=False)  # the real TF reader
     diffs = _compare(load_simclrv2(out, 1), checkpoints[1].outputs["odd"], "plain", INPUTS["odd"])
+    print(f"width 1x, trained weights, 66 px: max relative difference to TF {diffs}")
     assert max(diffs.values()) < TOLERANCE, f"ema=False: PyTorch differs from TF's trained weights by {diffs}"
 
 
@@ -186,4 +196,5 @@ def test_even_sizes_differ_from_tensorflow_only_by_the_max_pool_padding(converte
     assert isinstance(stem[2], nn.MaxPool2d) and stem[2].padding == 1
     stem[2] = TFSameMaxPool()
     tf_pool = _compare(encoder, outputs, "ema", INPUTS["even"])
+    print(f"width 1x, 64 px: as converted {as_converted}, with TF's SAME max-pool {tf_pool}")
     assert max(tf_pool.values()) < TOLERANCE, f"with TF's SAME max-pool, PyTorch still differs from TF by {tf_pool}"
