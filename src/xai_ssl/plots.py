@@ -19,10 +19,9 @@ import torch.nn.functional as F  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from xai_ssl.io.atomic import atomic_path  # noqa: E402
 from xai_ssl.method_roles import BASELINE, BASELINE_ORDER, FAMILY_LABELS, FAMILY_ORDER, default_families  # noqa: E402
 from xai_ssl.significance import RANDOM_BASELINE  # noqa: E402
-
-from xai_ssl.io.atomic import atomic_path  # noqa: E402
 
 CURVE_PANELS = (("SI", "simultaneous insertion ↑"), ("SD", "simultaneous deletion ↓"), ("CI", "conditional insertion ↑"), ("CD", "conditional deletion ↓"))
 

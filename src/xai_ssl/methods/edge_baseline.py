@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2.functional import rgb_to_grayscale
 
 from xai_ssl.methods.base import MethodContext, register_method
 from xai_ssl.models.encoder import Encoder
@@ -28,6 +27,8 @@ SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
 
 def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
     """Gradient magnitude [B, H, W] of the greyscale of images [B, 3, H, W] (Sobel, replicated borders)."""
+    from torchvision.transforms.v2.functional import rgb_to_grayscale  # this method's jobs only (~2 s import)
+
     grey = rgb_to_grayscale(x)  # [B, 1, H, W]
     kx = torch.tensor(SOBEL_X, dtype=x.dtype, device=x.device)
     kernels = torch.stack([kx, kx.T])[:, None]  # [2, 1, 3, 3]: Gx, Gy
