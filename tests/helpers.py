@@ -13,7 +13,7 @@ from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.registry import build_architecture
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("XAI_SSL_SHARED_DATA") or REPO.parent / "shared" / "data")  # the variable: runs from a copy (mutation testing)
 CPU = torch.device("cpu")
 
 
