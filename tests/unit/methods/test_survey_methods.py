@@ -13,9 +13,9 @@ from helpers import images, tiny_encoder
 from xai_ssl.data.corpus import choose_records, load_corpus
 from xai_ssl.engine import cosine, sub_context
 from xai_ssl.methods import MethodContext, get_method
-from xai_ssl.methods.cocoa import draw_rise, noise_foil, rise_masks
+from xai_ssl.methods.cocoa import noise_foil, rise_masks
 from xai_ssl.methods.corpus import Corpus
-from xai_ssl.methods.relax import build_masks, draw_grids
+from xai_ssl.methods.relax import build_masks
 from xai_ssl.models import Encoder, build_architecture
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -37,6 +37,101 @@ def ctx(seeds: list[int], corpus: Corpus | None = None, ids: list[str] | None = 
 def run(name: str, enc: Encoder, x1: torch.Tensor, params: dict | None = None, **kw):
     spec = get_method(name)
     return spec.fn(enc, x1, x1.flip(-1), spec.resolve_params(params or {}, x1.shape[-1]), ctx(**kw))
+
+
+# --------------------------------------------------------------------------------------------
+# Masks written from the papers (none of the code under test): RISE (Petsiuk, Das & Saenko, BMVC 2018, §3.2
+# "Mask generation"), RELAX (Wickstrøm et al., IJCV 2023, §3: RISE-style masks, shifted within a padding)
+# --------------------------------------------------------------------------------------------
+
+
+def bilinear_upsample(grid: np.ndarray, out: int) -> np.ndarray:
+    """Bilinear interpolation of a [g, g] grid to [out, out]: pixel centres at (i + 0.5)·g/out − 0.5 in the
+    grid (half-pixel convention), coordinates below 0 held at the edge cell; one output pixel at a time."""
+    g = grid.shape[0]
+
+    def source(i: int) -> tuple[int, int, float]:
+        x = max((i + 0.5) * g / out - 0.5, 0.0)
+        i0 = int(np.floor(x))
+        return i0, min(i0 + 1, g - 1), x - i0
+
+    res = np.empty((out, out))
+    for r in range(out):
+        r0, r1, wr = source(r)
+        for c in range(out):
+            c0, c1, wc = source(c)
+            top = (1 - wc) * grid[r0, c0] + wc * grid[r0, c1]
+            bottom = (1 - wc) * grid[r1, c0] + wc * grid[r1, c1]
+            res[r, c] = (1 - wr) * top + wr * bottom
+    return res
+
+
+def reflect_pad(a: np.ndarray, pad: int) -> np.ndarray:
+    """Pad [n, n] by ``pad`` on every side, mirroring about the edge pixel (which is not repeated)."""
+    n = a.shape[0]
+    idx = [abs(j) if j < 0 else (2 * (n - 1) - j if j >= n else j) for j in range(-pad, n + pad)]
+    return a[np.ix_(idx, idx)]
+
+
+def paper_relax_masks(grids: torch.Tensor, shifts: torch.Tensor, size: int, shift: int) -> torch.Tensor:
+    """RELAX masks [n, 1, size, size]: a binary G×G grid up-sampled bilinearly to the image, reflect-padded by
+    ``shift`` px and cropped at (row, col) = (shifts[:, 1], shifts[:, 0]) in {0..2·shift}."""
+    out = []
+    for grid, (dx, dy) in zip(grids[:, 0].numpy(), shifts.tolist()):
+        big = reflect_pad(bilinear_upsample(grid, size), shift)
+        out.append(big[dy : dy + size, dx : dx + size])
+    return torch.from_numpy(np.stack(out))[:, None]
+
+
+def paper_rise_masks(grids: torch.Tensor, shifts: torch.Tensor, size: int) -> torch.Tensor:
+    """RISE masks [n, 1, size, size]: a binary G×G grid up-sampled bilinearly to (G+1)·C px, C = ⌈size/G⌉ (the
+    RISE reference code's cell size), cropped at (row, col) = (shifts[:, 0], shifts[:, 1]) in [0, C)."""
+    g = grids.shape[-1]
+    cell = -(-size // g)
+    out = []
+    for grid, (dy, dx) in zip(grids[:, 0].numpy(), shifts.tolist()):
+        big = bilinear_upsample(grid, (g + 1) * cell)
+        out.append(big[dy : dy + size, dx : dx + size])
+    return torch.from_numpy(np.stack(out))[:, None]
+
+
+def keep_grids(n: int, cells: int, p: float, g: torch.Generator) -> torch.Tensor:
+    """The draw both methods document: n binary G×G grids, each cell kept (1) with probability p; [n, 1, G, G]."""
+    return (torch.rand(n, 1, cells, cells, generator=g) < p).double()
+
+
+def test_bilinear_reference_is_bilinear() -> None:
+    """The reference itself: a 2×2 grid to 4×4 by hand (weights 1/4, 3/4 between the cell centres)."""
+    grid = np.array([[0.0, 1.0], [0.0, 0.0]])
+    row = [0.0, 0.25, 0.75, 1.0]
+    np.testing.assert_allclose(bilinear_upsample(grid, 4), np.outer([1.0, 0.75, 0.25, 0.0], row))
+    np.testing.assert_array_equal(reflect_pad(np.arange(3.0)[None].repeat(3, 0), 2)[0], [2.0, 1.0, 0.0, 1.0, 2.0, 1.0, 0.0])
+
+
+def test_relax_masks_follow_the_paper() -> None:
+    """Bilinear (not nearest) up-sampling, reflect padding and the shifted crop, with row and column shifts apart."""
+    shift, size = 2, 20
+    grids = keep_grids(6, 5, 0.5, torch.Generator().manual_seed(3))
+    shifts = torch.tensor([[0, 0], [4, 0], [0, 4], [1, 3], [4, 4], [2, 2]])  # (x = column, y = row)
+    got = build_masks(grids, shifts, size, shift)
+    ref = paper_relax_masks(grids, shifts, size, shift)
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=0)
+    assert not torch.allclose(ref[1], ref[0]) and not torch.allclose(ref[1], ref[2])  # the shifts move the masks
+
+
+def test_rise_masks_follow_the_paper() -> None:
+    """COCOA's RISE masks: bilinear up-sampling to (G+1)·C px and the crop at the drawn shift (row, column)."""
+    size, cells = 16, 4  # C = 4
+    grids = keep_grids(5, cells, 0.5, torch.Generator().manual_seed(4))
+    shifts = torch.tensor([[0, 0], [3, 0], [0, 3], [1, 2], [3, 3]])  # (row, column)
+    got = rise_masks(grids, shifts, size, 4)
+    ref = paper_rise_masks(grids, shifts, size)
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=0)
+    assert not torch.allclose(ref[1], ref[0]) and not torch.allclose(ref[1], ref[2])
+    # a size that is no multiple of G: C = ⌈18/4⌉ = 5, masks up-sampled to 25 px
+    grids = keep_grids(3, cells, 0.5, torch.Generator().manual_seed(5))
+    shifts = torch.tensor([[0, 4], [4, 1], [2, 2]])
+    torch.testing.assert_close(rise_masks(grids, shifts, 18, 5), paper_rise_masks(grids, shifts, 18), atol=1e-12, rtol=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,19 +163,22 @@ def test_relax_closed_form_matches_welford_loop() -> None:
     imp, none = run("relax", enc, x, params, seeds=[11], batch_size=7)
     unc, _ = run("relax", enc, x, {**params, "output": "uncertainty"}, seeds=[11])
     assert none is None and imp.shape == (1, 24, 24)
-    grids, shifts = draw_grids(40, 5, 0.5, 2, torch.Generator().manual_seed(11))
-    masks = build_masks(grids.double(), shifts, 24, 2)
-    r, v = welford_loop(enc, x[0], masks)
+    g = torch.Generator().manual_seed(11)  # the documented draw: the grids, then the shifts in {0..2·shift}
+    grids = keep_grids(40, 5, 0.5, g)
+    shifts = torch.randint(0, 2 * 2 + 1, (40, 2), generator=g)
+    r, v = welford_loop(enc, x[0], paper_relax_masks(grids, shifts, 24, 2))
     torch.testing.assert_close(imp[0], r, atol=1e-10, rtol=1e-8)
     torch.testing.assert_close(unc[0], v, atol=1e-10, rtol=1e-6)
     assert imp.std() > 1e-6 and unc.abs().max() > 1e-8
 
 
 def test_relax_masks_shapes_and_determinism() -> None:
-    grids, shifts = draw_grids(6, 7, 0.5, 1, torch.Generator().manual_seed(0))
+    from xai_ssl.methods.relax import draw_grids
+
+    grids, shifts = draw_grids(200, 7, 0.5, 1, torch.Generator().manual_seed(0))
     masks = build_masks(grids, shifts, 48, 1)
-    assert masks.shape == (6, 1, 48, 48) and masks.min() >= 0 and masks.max() <= 1 + 1e-6
-    assert shifts.min() >= 0 and shifts.max() <= 2
+    assert masks.shape == (200, 1, 48, 48) and masks.min() >= 0 and masks.max() <= 1 + 1e-6
+    assert set(shifts.flatten().tolist()) == {0, 1, 2}  # every offset in {0..2·shift} occurs
     enc = tiny_encoder()
     x = images(2, 48, seed=4)
     spec = get_method("relax")
@@ -202,8 +300,9 @@ def test_cocoa_rise_matches_plain_loop() -> None:
     n, cells = 20, 4
     maps, _ = run("cocoa_rise", enc, x, {"n_masks": n, "num_cells": cells, "foil_size": 4}, seeds=[3], corpus=corpus, ids=["q0"], batch_size=6)
     assert maps.shape == (1, 16, 16)
-    grids, shifts = draw_rise(n, cells, 0.5, 4, False, torch.Generator().manual_seed(3))
-    masks = rise_masks(grids.double(), shifts, 16, 4)  # [n, 1, 16, 16]
+    g = torch.Generator().manual_seed(3)  # the documented draw: the grids, then one shift per mask in [0, C)
+    grids = keep_grids(n, cells, 0.5, g)
+    masks = paper_rise_masks(grids, torch.randint(0, 4, (n, 2), generator=g), 16)  # [n, 1, 16, 16]
     fill = enc.baseline_pixel[0].double()
     refs = corpus.images.double() / 255
     foil = noise_foil(7, 4, 16).double()
