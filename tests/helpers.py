@@ -80,3 +80,30 @@ def write_pairs(records: list, path: Path, size: int, seed: int, progress: bool 
     with_masks = bool(records) and all(r.mask_path is not None for r in records)
     views = record_views(records, size, seed, tuple(crop_scale), with_masks)
     write(path, [r.image_id for r in records], size, views, with_masks, {"seed": seed, "crop_scale": list(crop_scale)})
+
+
+def random_dataset(root: Path, n_test: int, size: int, n_train: int = 0, seed: int = 0) -> dict[str, Path]:
+    """Random PNG images, their pairs file (``size`` px, the first ``n_test`` images), a dataset index (the other
+    ``n_train`` images are the training split: corpus methods' reference images) and a tiny encoder checkpoint
+    (:func:`tiny_encoder` in float32). Returns the paths: ``pairs``, ``index``, ``encoder``."""
+    import numpy as np
+    from PIL import Image
+
+    from xai_ssl.data.index import write_index
+    from xai_ssl.data.records import ImageRecord
+    from xai_ssl.models.registry import save_encoder
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n_test + n_train):
+        path = root / f"im{i}.png"
+        Image.fromarray(rng.integers(0, 256, (size + 6, size + 12, 3), dtype=np.uint8)).save(path)
+        records.append(ImageRecord(f"im{i}", path, label="a", split="test" if i < n_test else "train"))
+    write_pairs(records[:n_test], root / "pairs.h5", size, seed=5, crop_scale=(0.3, 1.0))
+    write_index(records, root / "index.csv")
+    # fitted batch-norm statistics: with the initial ones the ReLU network is positively homogeneous and e.g.
+    # GradientSHAP (zero baseline, no noise) would not depend on its random interpolation points
+    save_encoder(tiny_encoder(fit_size=size).float(), root / "encoder.pt", "small_resnet", {"width": 4, "embedding_dim": 8, "hidden_dim": 16})
+    return {"pairs": root / "pairs.h5", "index": root / "index.csv", "encoder": root / "encoder.pt"}
+

@@ -8,13 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from helpers import tiny_encoder, write_pairs
-from xai_ssl.data.index import write_index
-from xai_ssl.data.records import ImageRecord
+from helpers import random_dataset
 from xai_ssl.io.maps_file import Attributions, load_attributions
-from xai_ssl.models.registry import save_encoder
 from xai_ssl.stages.attribution import compute_attributions
 
 S = 24  # px
@@ -36,20 +32,7 @@ STOCHASTIC = {
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Pairs of 4 random test images (24 px), a dataset index with 3 training images (COCOA's corpus), a tiny encoder."""
-    root = tmp_path_factory.mktemp("seeding")
-    rng = np.random.default_rng(0)
-    records = []
-    for i in range(N_TEST + 3):
-        path = root / f"im{i}.png"
-        Image.fromarray(rng.integers(0, 256, (30, 36, 3), dtype=np.uint8)).save(path)
-        records.append(ImageRecord(f"im{i}", path, label="a", split="test" if i < N_TEST else "train"))
-    write_pairs(records[:N_TEST], root / "pairs.h5", S, seed=5, crop_scale=(0.3, 1.0))
-    write_index(records, root / "index.csv")
-    # fitted batch-norm statistics: with the initial ones the ReLU network is positively homogeneous and
-    # GradientSHAP (zero baseline, no noise) would not depend on its random interpolation points
-    params = {"width": 4, "embedding_dim": 8, "hidden_dim": 16}
-    save_encoder(tiny_encoder(fit_size=S).float(), root / "encoder.pt", "small_resnet", params)
-    return {"pairs": root / "pairs.h5", "index": root / "index.csv", "encoder": root / "encoder.pt"}
+    return random_dataset(tmp_path_factory.mktemp("seeding"), N_TEST, S, n_train=3)
 
 
 def attribute(data: dict[str, Path], out: Path, method: str, seed: int, shard: int = 0, n_shards: int = 1) -> Attributions:

@@ -10,7 +10,7 @@ import torch
 from scipy.stats import rankdata, spearmanr
 from torch import nn
 
-from helpers import tiny_encoder
+from helpers import random_dataset, tiny_encoder
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.metrics import MetricContext, get_metric
 from xai_ssl.metrics.randomisation import (
@@ -45,6 +45,24 @@ def mctx(spec, n: int, seed: int = 0, key: str | None = None) -> MetricContext:
 def run(method_setup, seed: int = 0, **params):
     enc, spec, x1, x2, m1, m2 = method_setup
     return RAND.fn(enc, x1, x2, m1, m2, RAND.resolve_params(params, SIZE), mctx(spec, x1.shape[0], seed))[0]
+
+
+def test_zero_levels_with_a_stochastic_method_give_exactly_one(tmp_path) -> None:
+    """Smooth-Grad through the attribution and evaluation stages (config name != registry name, shard 1 of 2, other
+    chunking): RAND re-runs the method with the attribution step's per-image seeds, so zero levels give 1.0 exactly."""
+    import pandas as pd
+
+    from xai_ssl.stages.attribution import compute_attributions
+    from xai_ssl.stages.evaluation import compute_metrics
+
+    data = random_dataset(tmp_path / "data", 5, SIZE)
+    maps = tmp_path / "maps.h5"
+    compute_attributions(data["pairs"], data["encoder"], maps, "smooth_grad", {"n_samples": 3}, 2, 11, "cpu", 1, "d", "m", "sg_small", 1, progress=False)
+    metrics = {"model_randomisation": {"cascade_levels": 0}}
+    compute_metrics(data["pairs"], data["encoder"], maps, tmp_path / "s.csv", tmp_path / "s.curves.h5", metrics, "cpu", 4, "d", "m", progress=False)
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert scores["image_id"].tolist() == ["im2", "im3", "im4"]
+    assert scores["RAND"].tolist() == [1.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize("method", ["input_x_gradient", "gradcam"])
