@@ -107,3 +107,31 @@ def random_dataset(root: Path, n_test: int, size: int, n_train: int = 0, seed: i
     save_encoder(tiny_encoder(fit_size=size).float(), root / "encoder.pt", "small_resnet", {"width": 4, "embedding_dim": 8, "hidden_dim": 16})
     return {"pairs": root / "pairs.h5", "index": root / "index.csv", "encoder": root / "encoder.pt"}
 
+
+def background_distance(x: torch.Tensor) -> torch.Tensor:
+    """Per-pixel distance [N, H, W] of images [N, 3, H, W] from their background colour (the median colour of the
+    image's border pixels): high on an object rendered before a plain background, computed from the image alone."""
+    border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, :, 0], x[:, :, :, -1]], dim=2)  # [N, 3, 4W]
+    bg = border.median(dim=2).values  # [N, 3]
+    return (x - bg[:, :, None, None]).abs().sum(1)
+
+
+def mask_contrast(x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per image [N]: mean :func:`background_distance` inside the mask minus outside; masks [N, H, W] bool."""
+    d = background_distance(x)
+    m = masks.to(d.dtype)
+    return (d * m).sum((1, 2)) / m.sum((1, 2)) - (d * (1 - m)).sum((1, 2)) / (1 - m).sum((1, 2))
+
+
+# misplacements a label mask must fit x1 better than: flips, the transpose and 2-pixel shifts; masks [N, H, W]
+MASK_MISPLACEMENTS = {
+    "mirrored": lambda m: m.flip(-1),
+    "upside down": lambda m: m.flip(-2),
+    "rotated 180°": lambda m: m.flip(-1, -2),
+    "transposed": lambda m: m.transpose(-1, -2),
+    "2 px right": lambda m: m.roll(2, -1),
+    "2 px left": lambda m: m.roll(-2, -1),
+    "2 px down": lambda m: m.roll(2, -2),
+    "2 px up": lambda m: m.roll(-2, -2),
+}
+

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from helpers import write_pairs
+from helpers import MASK_MISPLACEMENTS, mask_contrast, write_pairs
 from xai_ssl.augment import center_view, photometric_augment, simclr_augment
 from xai_ssl.data.images import load_rgb
 from xai_ssl.data.synthetic_two4two import generate_two4two
@@ -109,6 +109,9 @@ def test_pairs_round_trip(dataset: Path, tmp_path: Path) -> None:
     assert pairs.mask1 is not None and pairs.mask1.dtype == np.uint8 and pairs.mask1.shape == (4, 16, 16)
     assert set(np.unique(pairs.mask1)) <= set(range(9))
     assert (pairs.mask1 == 0).any() and (pairs.mask1 > 0).any()
+    masks = torch.from_numpy(pairs.mask1 > 0)  # the masks cover the objects of x1 (the synthetic renders too)
+    for name, move in MASK_MISPLACEMENTS.items():
+        assert bool((mask_contrast(pairs.x1, masks) > mask_contrast(pairs.x1, move(masks))).all()), f"a {name} mask fits x1 as well"
     with h5py.File(path, "r") as f:
         assert f.attrs["seed"] == 7 and f.attrs["image_size"] == 16 and f.attrs["n_images"] == 4
     # the pair families
@@ -133,6 +136,22 @@ def test_pairs_round_trip(dataset: Path, tmp_path: Path) -> None:
     write_pairs(records, path2, size=16, seed=8, progress=False)
     other = read_pairs(path2)
     assert torch.equal(other.x1, pairs.x1) and not torch.equal(other.x2, pairs.x2)
+
+
+def test_masks_are_aligned_with_x1_on_real_renders(two4two_mini: Path, tmp_path: Path) -> None:
+    """The stored label mask of every real render covers the object in x1: its pixels differ from the background
+    colour, and more so than for the mask flipped, transposed or shifted by 2 px."""
+    from xai_ssl.stages.data import index_dataset, make_pairs
+
+    index_dataset(tmp_path / "index.csv", "two4two", two4two_mini)
+    make_pairs(tmp_path / "index.csv", tmp_path / "pairs.h5", "test", None, 48, seed=0, crop_scale=(0.3, 1.0), progress=False)
+    pairs = read_pairs(tmp_path / "pairs.h5")
+    masks = torch.from_numpy(pairs.mask1 > 0)  # [32, 48, 48]
+    fits = mask_contrast(pairs.x1, masks)
+    assert bool((fits > 0.02).all()), fits
+    for name, move in MASK_MISPLACEMENTS.items():
+        worse = fits <= mask_contrast(pairs.x1, move(masks))
+        assert not bool(worse.any()), f"the {name} mask fits x1 as well as the stored one for images {worse.nonzero().flatten().tolist()}"
 
 
 def test_write_pairs_refuses_no_records(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import background_distance
 from xai_ssl.engine import explain_pairs
 from xai_ssl.io.maps_file import Attributions
 from xai_ssl.io.pairs_file import Pairs
@@ -237,3 +238,12 @@ def test_localisation_on_real_renders(two4two_mini: Path, tmp_path: Path) -> Non
     assert ((table[list(COLUMNS)].stack() >= 0) & (table[list(COLUMNS)].stack() <= 1)).all()
     obj_frac = float((pairs.mask1 > 0).mean())
     assert abs(rtable["RRA_obj"].mean() - obj_frac) < 0.1  # random maps score about chance
+    # a map known to be right (the distance from the background colour, from x1 alone) beats itself rotated by 180°
+    right = background_distance(pairs.x1)
+    scores = {}
+    for name, m in (("right", right), ("rotated", right.flip(-1, -2))):
+        attr = Attributions(pairs.image_ids, pairs.indices, m, None, {})
+        scores[name], _ = score_attributions(enc, pairs, attr, spec_m.pair_family, [(spec, params)], torch.device("cpu"), 5, progress=False)
+    for col in ("TKI_obj", "RRA_obj", "RMA_obj"):
+        assert (scores["right"][col] > scores["rotated"][col]).all(), col
+    assert scores["right"]["PG_obj"].mean() > 0.9 and scores["right"]["RRA_obj"].mean() > 0.6
