@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import shared_data
+from helpers import pytest_make_collect_report, pytest_runtest_makereport, shared_data  # noqa: F401  the hooks: the CI skip rule
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 import torch
@@ -13,19 +16,74 @@ from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.registry import build_architecture
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("XAI_SSL_SHARED_DATA") or REPO.parent / "shared" / "data")  # the variable: runs from a copy (mutation testing)
+# XAI_SSL_SHARED_DATA: the shared data for runs from a copy of the checkout (mutation testing, docs/mutation-testing.md)
+SHARED_DATA = Path(os.environ.get("XAI_SSL_SHARED_DATA") or REPO.parent / "shared" / "data")
 CPU = torch.device("cpu")
+
+# ---------------------------------------------------------------------------------------------------------------
+# The skip rule (docs/development.md#tests). What the project requires (the shared test data, pyproject's
+# dependencies and its test extra, the browser of the browser tests) may be absent on a developer's machine: the
+# tests that need it skip, saying what is missing. In CI (CI=true, set by .ci/run) they fail instead. Only optional
+# resources (a CUDA device, TensorFlow, a SLURM installation) skip in CI too, through ``skip_optional``: the hooks
+# below (imported by conftest.py) turn every other skip under CI=true into a failure, pytest.importorskip included.
+# ---------------------------------------------------------------------------------------------------------------
+OPTIONAL = "optional:"  # the reason of a skip allowed in CI starts with this
+
+
+def in_ci() -> bool:
+    """True under ``CI=true``: every requirement must be present."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def missing(what: str) -> NoReturn:
+    """A requirement is missing: skip, ``what`` saying which and how to get it (the hooks fail it under CI=true)."""
+    pytest.skip(what, allow_module_level=True)
+
+
+def skip_optional(what: str) -> NoReturn:
+    """Skip for a missing optional resource (CUDA, TensorFlow, SLURM), in CI too; listed in docs/development.md."""
+    pytest.skip(f"{OPTIONAL} {what}", allow_module_level=True)
+
+
+def require_module(name: str) -> ModuleType:
+    """Import a required package (pyproject's dependencies or the ``test`` extra); see :func:`missing` when it fails."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"the required package {name!r} cannot be imported ({exc}): pip install -e '.[test]' -c constraints.txt")
 
 
 def shared_data(name: str) -> Path:
-    """A folder of ``../shared/data``; outside CI a test needing an absent one is skipped, in CI (``CI=true``) it fails."""
+    """A folder of ``../shared/data``; a test needing an absent one skips (fails under CI=true, see :func:`missing`)."""
     path = SHARED_DATA / name
     if not path.is_dir():
-        message = f"{path} is absent (the shared test data beside the checkout: ../shared/data/{name})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; CI must have it", pytrace=False)
-        pytest.skip(message)
+        missing(f"{path} is absent (the shared test data beside the checkout: ../shared/data/{name})")
     return path
+
+
+def _fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Under CI=true, turn a skip whose reason does not start with ``OPTIONAL`` into a failure."""
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not reason.removeprefix("Skipped: ").startswith(OPTIONAL):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true: only optional resources may skip a test ('{OPTIONAL} ...'), this one skipped: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """The skip rule for tests and their fixtures (imported by conftest.py)."""
+    report = yield
+    _fail_skip_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    """The skip rule for whole modules (``pytest.skip(..., allow_module_level=True)``, ``pytest.importorskip``)."""
+    report = yield
+    _fail_skip_in_ci(report)
+    return report
 
 
 def tiny_encoder(seed: int = 0, normalise: bool = True, fit_size: int = 16) -> Encoder:

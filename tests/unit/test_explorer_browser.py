@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from explorer_helpers import (
 )
 from PIL import Image
 
-from helpers import REPO
+from helpers import REPO, missing
 from xai_ssl.explorer import ExplorerData, explorer_data_from_files, write_explorer
 
 pytestmark = pytest.mark.xdist_group("browser")  # one Chromium per module, on one worker
@@ -40,9 +39,7 @@ ARTIFACTS = REPO / "test-artifacts"
 def driver(tmp_path_factory: pytest.TempPathFactory):
     why = browser_missing()
     if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the browser tests cannot run: {why}")
-        pytest.skip(why)
+        missing(f"the browser tests cannot run: {why}")
     d = chromium_driver(tmp_path_factory.mktemp("chromium-profile"))
     yield d
     d.quit()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import OPTIONAL
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.metrics import get_metric
 from xai_ssl.models.registry import build_architecture
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason=f"{OPTIONAL} no CUDA device")]
 
 
 @pytest.mark.parametrize("method", ["conditional_occlusion", "gradcam", "input_x_gradient"])

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from checkpoint_layouts import write_simclrv2, write_torchvision
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, shared_data
 from workflow_runner import REPO, copy_code, planned_jobs, snakemake
 from xai_ssl.config import validate_config
 from xai_ssl.io.download import read_record, sha256_file
@@ -129,8 +129,7 @@ def tiny_config(sample: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_paper_run(code: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    if not SAMPLE.is_dir():
-        pytest.skip(f"{SAMPLE} is absent")
+    shared_data("imagenet-sample")
     work = tmp_path_factory.mktemp("paper_work")
     cfg = tiny_config(SAMPLE)
     (work / "resources" / "checkpoints" / "simclrv2").mkdir(parents=True)

@@ -31,8 +31,8 @@ from torch import nn
 
 # xai_ssl (torch, torchvision, triton) before TensorFlow: with tensorflow-cpu 2.20 loaded first, importing
 # triton (torch._dynamo, pulled in by torchvision) segfaults. The library's converter imports TF lazily, after.
+from helpers import skip_optional
 from workflow_runner import TINY_CONFIG, copy_code, snakemake
-
 from xai_ssl.models.registry import load_encoder
 from xai_ssl.models.simclrv2 import convert_tf_checkpoint, load_simclrv2
 
@@ -41,7 +41,7 @@ try:
 except ImportError:
     if os.environ.get("XAI_SSL_REQUIRE_TF") == "1":
         raise
-    pytest.skip(
+    skip_optional(
         "TensorFlow is not installed: the TF conversion test runs in its own environment "
         "(bash .ci/tf-test, or see docs/checkpoints-tf.md)",
         allow_module_level=True,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import require_module, skip_optional
 from workflow_runner import REPO, TINY_CONFIG, copy_code, snakemake_env, write_config
 
 # tiny_run is a session fixture: under pytest-xdist (README test command, --dist loadgroup) every test that
@@ -27,24 +28,22 @@ TORCH_RULES = ("train_model", "compute_attributions", "compute_metrics")
 
 
 def _skip_reason() -> str | None:
+    """Why a local SLURM cannot run here (an optional resource: root and the Debian SLURM packages), or None."""
     if os.geteuid() != 0:
         return "the SLURM test starts daemons and needs root"
-    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch") if not (shutil.which(b) or Path(f"/usr/sbin/{b}").exists())]
-    if missing:
-        return f"SLURM is not installed (missing {missing}; apt-get install slurmctld slurmd slurm-client munge)"
-    try:
-        import snakemake_executor_plugin_slurm  # noqa: F401
-    except ImportError:
-        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[test]')"
+    absent = [b for b in ("slurmctld", "slurmd", "munged", "sbatch") if not (shutil.which(b) or Path(f"/usr/sbin/{b}").exists())]
+    if absent:
+        return f"SLURM is not installed (missing {absent}; apt-get install slurmctld slurmd slurm-client munge)"
     return None
 
 
 @pytest.fixture(scope="module")
 def slurm() -> None:
     """A running single-node SLURM for the module; stopped afterwards whatever happens."""
+    require_module("snakemake_executor_plugin_slurm")  # the test extra: required
     reason = _skip_reason()
     if reason:
-        pytest.skip(reason)
+        skip_optional(reason)
     start = subprocess.run(["bash", str(SLURM_DIR / "start.sh")], capture_output=True, text=True, timeout=120)
     if start.returncode != 0:
         subprocess.run(["bash", str(SLURM_DIR / "stop.sh")], timeout=60)
@@ -104,7 +103,7 @@ def test_slurm_run_equals_local_sharded_run(slurm: None, tiny_run: tuple[Path, P
 
 def test_slurm_profile_requests_gpus_on_torch_rules(tmp_path: Path) -> None:
     """A dry run with the SLURM profile shows gpu=1 on the torch rules (no SLURM needed)."""
-    pytest.importorskip("snakemake_executor_plugin_slurm")
+    require_module("snakemake_executor_plugin_slurm")
     code = copy_code(tmp_path / "code")
     work = tmp_path / "work"
     write_config(work, TINY_CONFIG)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, shared_data
 from xai_ssl.data.image_folder import read_image_folder
 from xai_ssl.data.images import IMAGE_EXTENSIONS, load_mask, load_rgb
 from xai_ssl.data.records import DataError
@@ -24,8 +24,7 @@ def _check_rgb(image: torch.Tensor, height: int, width: int) -> None:
 
 
 def test_imagenet_sample() -> None:
-    if not IMAGENET_SAMPLE.is_dir():
-        pytest.skip(f"imagenet-sample not found at {IMAGENET_SAMPLE}")
+    shared_data("imagenet-sample")
     records = read_image_folder(IMAGENET_SAMPLE)
     assert len(records) == 63
     ids = [r.image_id for r in records]

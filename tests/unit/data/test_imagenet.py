@@ -10,7 +10,7 @@ import pytest
 import torchvision.transforms as T
 from PIL import Image
 
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, shared_data
 from xai_ssl.data.imagenet import DEFAULT_PATTERN, imagenet_val_records, select_names
 from xai_ssl.data.index import read_index
 from xai_ssl.data.records import DataError
@@ -22,9 +22,7 @@ SAMPLE = SHARED_DATA / "imagenet-sample"
 
 @pytest.fixture(scope="module")
 def sample() -> list[Path]:
-    if not SAMPLE.is_dir():
-        pytest.skip(f"{SAMPLE} is absent")
-    return sorted(SAMPLE.glob("*.JPEG"))
+    return sorted(shared_data("imagenet-sample").glob("*.JPEG"))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, shared_data
 from xai_ssl.data.images import load_mask, load_rgb
 from xai_ssl.data.synthetic_two4two import generate_two4two, render, sample_parameters
 from xai_ssl.data.two4two import read_two4two_parameters, read_two4two_split
@@ -80,9 +80,8 @@ def test_json_fields_match_real_format(generated: Path) -> None:
 
 
 def test_coolwarm_mapping_matches_real_row() -> None:
+    shared_data("two4two-mini")
     real = _real_row()
-    if real is None:
-        pytest.skip("two4two-mini not available")
     from matplotlib import colormaps
 
     assert np.allclose(colormaps["coolwarm"](real["obj_color"]), real["obj_color_rgba"])

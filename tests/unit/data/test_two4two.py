@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, shared_data
 from xai_ssl.data.images import load_mask, load_rgb
 from xai_ssl.data.records import DataError
 from xai_ssl.data.two4two import (
@@ -26,9 +26,7 @@ MINI = SHARED_DATA / "two4two-mini"
 
 @pytest.fixture(scope="module")
 def mini() -> Path:
-    if not (MINI / "train" / "parameters.jsonl").is_file():
-        pytest.skip(f"two4two-mini not found at {MINI}")
-    return MINI
+    return shared_data("two4two-mini")
 
 
 def test_constants() -> None:

@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import images, tiny_encoder
+from helpers import images, require_module, tiny_encoder
 from xai_ssl.engine import cosine
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.methods.averaged_transforms import interpolants
 from xai_ssl.methods.guided import GuidedReLU, guided_relu
 from xai_ssl.methods.smooth_grad import model_input_noise, noise_sigma
 
-captum_attr = pytest.importorskip("captum.attr")
+captum_attr = require_module("captum.attr")
 
 CPU = torch.device("cpu")
 GRADIENT_METHODS = [

@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import images, tiny_encoder
+from helpers import images, require_module, tiny_encoder
 from xai_ssl.engine import cosine
 from xai_ssl.methods import METHOD_REGISTRY, MethodContext, get_method
 from xai_ssl.models import Encoder
 from xai_ssl.models.encoder import IMAGENET_MEAN, IMAGENET_STD
 
-captum_attr = pytest.importorskip("captum.attr")
+captum_attr = require_module("captum.attr")
 
 CPU = torch.device("cpu")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import images, tiny_encoder
+from helpers import images, require_module, tiny_encoder
 from xai_ssl.engine import cosine
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.methods.feature_visualisation import (
@@ -23,7 +23,7 @@ from xai_ssl.methods.pairwise_occlusion import erase_rectangles
 from xai_ssl.models import Encoder, build_architecture
 from xai_ssl.models.torchvision_resnet import build_torchvision_resnet_encoder
 
-captum_attr = pytest.importorskip("captum.attr")
+captum_attr = require_module("captum.attr")
 
 CPU = torch.device("cpu")
 
@@ -344,7 +344,7 @@ def test_octave_sizes_match_spec() -> None:
 
 
 def test_gaussian_blur_matches_scipy() -> None:
-    ndimage = pytest.importorskip("scipy.ndimage")
+    ndimage = require_module("scipy.ndimage")
     x = images(2, 9, seed=22)
     for sigma in (0.6, 1.5, 2.5):  # radius 10 > image side at sigma 2.5: repeated reflection
         ours = gaussian_blur_hw(x, sigma)
@@ -457,7 +457,7 @@ def test_shapes_224_interaction_cam() -> None:
 
 
 def test_feature_visualisation_step_writes_h5_and_figure(tmp_path) -> None:
-    h5py = pytest.importorskip("h5py")
+    h5py = require_module("h5py")
     from xai_ssl.io.hdf5 import get_json_attr, read_strings, write_strings
     from xai_ssl.models.registry import save_encoder
     from xai_ssl.stages.attribution import feature_visualisation

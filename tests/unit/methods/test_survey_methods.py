@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import images, tiny_encoder
+from helpers import images, require_module, tiny_encoder
 from xai_ssl.data.corpus import choose_records, load_corpus
 from xai_ssl.engine import cosine, sub_context
 from xai_ssl.methods import MethodContext, get_method
@@ -18,7 +18,7 @@ from xai_ssl.methods.corpus import Corpus
 from xai_ssl.methods.relax import build_masks
 from xai_ssl.models import Encoder, build_architecture
 
-captum_attr = pytest.importorskip("captum.attr")
+captum_attr = require_module("captum.attr")
 
 CPU = torch.device("cpu")
 

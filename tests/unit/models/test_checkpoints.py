@@ -21,6 +21,7 @@ from checkpoint_layouts import (
     write_simsiam,
     write_torchvision,
 )
+from helpers import skip_optional
 from xai_ssl.io.download import (
     ChecksumError,
     DownloadError,
@@ -415,4 +416,4 @@ def test_reading_tf_needs_the_tf_extra(tmp_path: Path) -> None:
         with pytest.raises(ImportError, match=r"pip install -e '\.\[tf\]'"):
             read_tf_variables(tmp_path / "model.ckpt-250228")
     else:
-        pytest.skip("TensorFlow is installed")
+        skip_optional("TensorFlow is installed (this test checks the message without it)")
