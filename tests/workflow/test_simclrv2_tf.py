@@ -43,8 +43,7 @@ except ImportError:
         raise
     skip_optional(
         "TensorFlow is not installed: the TF conversion test runs in its own environment "
-        "(bash .ci/tf-test, or see docs/checkpoints-tf.md)",
-        allow_module_level=True,
+        "(bash .ci/tf-test, or see docs/checkpoints-tf.md)"
     )
 
 from simclrv2_tf_reference import TFCheckpoint, write_checkpoint  # needs TensorFlow
