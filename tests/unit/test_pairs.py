@@ -138,6 +138,30 @@ def test_pairs_round_trip(dataset: Path, tmp_path: Path) -> None:
     assert torch.equal(other.x1, pairs.x1) and not torch.equal(other.x2, pairs.x2)
 
 
+def reference_center_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """The label mask under x1's geometry, by index arithmetic: the shorter side resized to round(size·256/224) by
+    nearest neighbour at pixel centres (source index ⌊(i + ½)·in/out⌋), then the centred size × size crop."""
+    h, w = mask.shape
+    short = int(round(size * 256 / 224))
+    out_h, out_w = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+    f32 = np.float32  # torch's arithmetic: a float32 scale (exact ties such as 170.5·400/341 = 200 round down)
+    rows = np.minimum(((np.arange(out_h, dtype=f32) + f32(0.5)) * (f32(h) / f32(out_h))).astype(int), h - 1)
+    cols = np.minimum(((np.arange(out_w, dtype=f32) + f32(0.5)) * (f32(w) / f32(out_w))).astype(int), w - 1)
+    top, left = int(round((out_h - size) / 2)), int(round((out_w - size) / 2))
+    return mask[np.ix_(rows, cols)][top : top + size, left : left + size]
+
+
+@pytest.mark.parametrize(("shape", "size"), [((300, 400), 224), ((97, 61), 48), ((128, 128), 16)])
+def test_center_mask_is_nearest_resize_and_centre_crop(shape: tuple[int, int], size: int) -> None:
+    """Labels stay labels (nearest neighbour, no blending) and the crop is x1's: against index arithmetic."""
+    from xai_ssl.pairs import center_mask
+
+    mask = np.random.default_rng(size).integers(0, 9, shape, dtype=np.uint8)
+    got = center_mask(mask, size)
+    assert got.shape == (size, size) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, reference_center_mask(mask, size))
+
+
 def test_masks_are_aligned_with_x1_on_real_renders(two4two_mini: Path, tmp_path: Path) -> None:
     """The stored label mask of every real render covers the object in x1: its pixels differ from the background
     colour, and more so than for the mask flipped, transposed or shifted by 2 px."""

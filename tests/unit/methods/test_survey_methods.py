@@ -470,8 +470,10 @@ def test_attribute_and_metric_contexts_carry_the_corpus(tiny_dataset, tmp_path) 
     scores = pd.read_csv(tmp_path / "s.csv")
     assert len(scores) == 3 and scores["MS"].notna().all()
     corpus = make_corpus(4, 16)
-    sub = sub_context(ctx([1], corpus, ["q0"]), [5, 6], ["q0", "q0"])
+    parent = MethodContext(device=torch.device("cpu", 0), batch_size=3, seeds=[1], progress=True, image_ids=["q0"], corpus=corpus)
+    sub = sub_context(parent, [5, 6], ["q0", "q0"])
     assert sub.corpus is corpus and sub.seeds == [5, 6] and sub.image_ids == ["q0", "q0"]
+    assert sub.device == torch.device("cpu", 0) and sub.batch_size == 3 and sub.progress is False
 
 
 def test_corpus_cache_is_per_encoder() -> None:
