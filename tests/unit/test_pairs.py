@@ -55,6 +55,30 @@ def test_make_views_deterministic_per_image() -> None:
     assert not (torch.equal(v["xt"], other["xt"]) and torch.equal(v["xt"], reseeded["xt"]))
 
 
+def test_to_uint8_clamps_and_rounds() -> None:
+    """Floats to bytes: clamped to [0, 1], times 255, rounded to the nearest (half to even)."""
+    x = torch.tensor([-0.5, 0.0, 1 / 255, 0.5, 100.4 / 255, 100.6 / 255, 1.0, 1.7])
+    assert to_uint8(x).tolist() == [0, 0, 1, 128, 100, 101, 255, 255]
+    assert to_uint8(x).dtype == torch.uint8
+
+
+def test_make_views_plumbing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """x2 gets the configured crop scale; xt is the photometric view of x1 itself (in [0, 1]), drawn per image."""
+    import xai_ssl.pairs as pairs_module
+
+    img = torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(0))
+    scales = []
+    real_simclr = pairs_module.simclr_augment
+    monkeypatch.setattr(pairs_module, "simclr_augment", lambda *a, **kw: scales.append(kw.get("scale")) or real_simclr(*a, **kw))
+    make_views(img, 16, seed=0, image_id="a", crop_scale=(0.5, 0.6))
+    assert scales == [(0.5, 0.6)]
+    a, b = make_views(img, 16, 0, "a"), make_views(img, 16, 0, "b")
+    assert not torch.equal(a["xt"], b["xt"])  # the photometric draw depends on the image id
+    monkeypatch.setattr(pairs_module, "photometric_augment", lambda x, g: x)  # identity: xt must be x1 exactly
+    v = make_views(img, 16, seed=0, image_id="a")
+    assert torch.equal(v["xt"], v["x1"]) and int(v["x1"].max()) > 150  # bytes above 128 tell /255 from /256
+
+
 def test_simclr_augment_identity_settings_is_a_resize() -> None:
     img = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
     for seed in range(5):
