@@ -1,3 +1,27 @@
-"""xai-ssl: explain self-supervised vision encoders and measure the explanations."""
+"""xai-ssl: explain self-supervised vision encoders and measure the explanations.
+
+The public API (``from xai_ssl import load_encoder, views, explain, score``) lives in :mod:`xai_ssl.api` and is
+imported on first use, so ``import xai_ssl`` stays cheap (no torch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_API = ("Views", "encoder_path", "explain", "load_encoder", "read_config", "score", "views")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    """The API's names, imported from :mod:`xai_ssl.api` when first asked for."""
+    if name in _API:
+        from xai_ssl import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'xai_ssl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,13 @@ from xai_ssl.metrics import MetricContext, MetricSpec
 from xai_ssl.models.encoder import Encoder
 
 MIN_NORM = 1e-8  # embeddings with a smaller L2 norm count as zero (cosine eps of methods.base.cosine)
+
+
+def resolve_metrics(metrics: Mapping[str, dict[str, Any] | None], image_size: int) -> list[tuple[MetricSpec, dict[str, Any]]]:
+    """(spec, resolved parameters) of every metric named in ``metrics`` (name -> parameters), as the config resolves them."""
+    from xai_ssl.metrics import get_metric
+
+    return [(get_metric(name), get_metric(name).resolve_params(params, image_size)) for name, params in metrics.items()]
 
 
 def score_attributions(

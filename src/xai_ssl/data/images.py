@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -57,15 +59,43 @@ def _to_rgb_array(image: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32) / 255.0  # [H, W, 3]
 
 
+def check_pixel_limit(path_or_file: Path | str | BinaryIO, max_pixels: int) -> tuple[int, int]:
+    """(width, height) of an image read from its header only; DataError when it is not an image or has more than
+    ``max_pixels`` pixels (a decompression bomb: a small file that decodes to gigabytes), before any decoding."""
+    name = getattr(path_or_file, "name", None) or str(path_or_file)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below decides
+            with Image.open(path_or_file) as image:  # reads the header, decodes no pixels
+                width, height = image.size
+    except FileNotFoundError as exc:
+        raise DataError(f"{name}: file not found") from exc
+    except Image.DecompressionBombError as exc:  # beyond twice Pillow's own limit: refused while opening
+        raise DataError(f"{name}: image too large to decode safely ({exc}); the limit is {max_pixels} pixels") from exc
+    except Exception as exc:  # UnidentifiedImageError (not an image), OSError (truncated header), ...
+        raise DataError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if hasattr(path_or_file, "seek"):
+            path_or_file.seek(0)
+    if width * height > max_pixels:
+        raise DataError(f"{name}: {width}×{height} = {width * height} pixels is more than the limit of {max_pixels} pixels (a decompression bomb, or resize it first)")
+    return width, height
+
+
+def image_to_rgb(image: Image.Image, name: str = "image") -> torch.Tensor:
+    """A decoded PIL image of any common mode as a float32 RGB tensor [3, H, W] in [0, 1] (what :func:`load_rgb` returns)."""
+    array = _to_rgb_array(image, Path(name))  # [H, W, 3]
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{name}: unexpected decoded shape {array.shape}")
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # [3, H, W]
+
+
 def load_rgb(path: Path | str) -> torch.Tensor:
     """Load an image file as a float32 RGB tensor [3, H, W] with values in [0, 1]."""
     path = Path(path)
     image = _open_loaded(path)
     with image:
-        array = _to_rgb_array(image, path)  # [H, W, 3]
-    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise DataError(f"{path}: unexpected decoded shape {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # [3, H, W]
+        return image_to_rgb(image, str(path))
 
 
 def load_mask(path: Path | str) -> np.ndarray:

@@ -35,11 +35,16 @@ class Pairs:
 
     def pair(self, family: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The two inputs a method family explains."""
-        if family == "crop_aug":
-            return self.x1, self.x2
-        if family == "interpolation":
-            return self.x1, 0.1 * self.x1 + 0.9 * self.xt
-        raise KeyError(f"unknown pair family {family!r}; accepted: {list(PAIR_FAMILIES)}")
+        return family_pair(family, self.x1, self.x2, self.xt)
+
+
+def family_pair(family: str, x1: torch.Tensor, x2: torch.Tensor, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two inputs a method family explains, from the views: ``crop_aug`` (x1, x2), ``interpolation`` (x1, 0.1·x1 + 0.9·xt)."""
+    if family == "crop_aug":
+        return x1, x2
+    if family == "interpolation":
+        return x1, 0.1 * x1 + 0.9 * xt
+    raise KeyError(f"unknown pair family {family!r}; accepted: {list(PAIR_FAMILIES)}")
 
 
 def write_pairs(

@@ -47,8 +47,7 @@ def compute_metrics(
     from xai_ssl.io.pairs_file import read_pairs
     from xai_ssl.io.scores_file import save_scores
     from xai_ssl.methods import get_method
-    from xai_ssl.metrics import get_metric
-    from xai_ssl.scoring import score_attributions
+    from xai_ssl.scoring import resolve_metrics, score_attributions
     from xai_ssl.stages.inference import job_provenance, load_for_inference, resolve_batch_size
     from xai_ssl.stages.job import log_diagnostics
 
@@ -57,7 +56,7 @@ def compute_metrics(
     data = read_pairs(pairs, attributions.indices)
     size = data.x1.shape[-1]
     batch = resolve_batch_size(batch_size, net, size, torch_device)
-    specs = [(get_metric(name), get_metric(name).resolve_params(p, size)) for name, p in metrics.items()]
+    specs = resolve_metrics(metrics, size)
     aattrs = attributions.attrs
     method_key = str(aattrs["method"])
     method_spec = get_method(str(aattrs.get("registry_method", method_key)))
