@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("Views", "encoder_path", "explain", "load_encoder", "read_config", "score", "views")
+_API = ("Views", "configured_method", "encoder_path", "explain", "load_encoder", "read_config", "score", "similarity", "views")
 __all__ = ["__version__", *_API]
 
 

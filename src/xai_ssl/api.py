@@ -36,7 +36,7 @@ from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.registry import read_encoder
 from xai_ssl.pairs import center_mask, make_views
 
-__all__ = ["Views", "encoder_path", "explain", "load_encoder", "read_config", "score", "views"]
+__all__ = ["Views", "configured_method", "encoder_path", "explain", "load_encoder", "read_config", "score", "similarity", "views"]
 
 DEFAULT_CONFIG = Path("config/config.yaml")
 DEFAULT_METRICS = ("insertion_deletion", "average_drop_increase")
@@ -97,6 +97,17 @@ def load_encoder(
     if cfg is not None:
         encoder.set_speed(channels_last=bool(cfg["channels_last"]), autocast=str(cfg["autocast"]))
     return encoder
+
+
+def configured_method(config: str | Path | Mapping[str, Any], method: str, model: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of :func:`explain` for a method as a config sets it: ``method`` (registry name), ``key``
+    (the config name, the seed rule's key) and its parameters (with ``model_params`` overrides for ``model``)."""
+    from xai_ssl.config import method_params, method_registry_name
+
+    cfg = read_config(config)
+    if method not in cfg["methods"]:
+        raise KeyError(f"unknown method {method!r}; accepted (methods of the config): {sorted(cfg['methods'])}")
+    return {"method": method_registry_name(cfg, method), "key": method, **method_params(cfg, method, model)}
 
 
 # ---------------------------------------------------------------- views
@@ -254,6 +265,17 @@ def method_spec(method: str | MethodSpec) -> MethodSpec:
     if not isinstance(method, str):
         raise TypeError(f"method: expected a registered method name, got {type(method).__name__}")
     return get_method(method)
+
+
+def similarity(encoder: Encoder, x1: Any, x2: torch.Tensor | None = None, family: str = "crop_aug", batch_size: int = 32) -> torch.Tensor:
+    """cos(f(x1), f(x2)), the score every method explains, of one pair (a 0-d tensor) or a batch [B] (Views: the family's pair)."""
+    from xai_ssl.engine import cosine, embed_batched
+
+    batch = _as_batch(x1, x2, family, None, "similarity")
+    dev, dtype = _device_dtype(encoder, None)
+    a, b = batch.a.to(dev, dtype), batch.b.to(dev, dtype)
+    sim = cosine(embed_batched(encoder, a, batch_size), embed_batched(encoder, b, batch_size)).cpu()
+    return sim[0] if batch.single else sim
 
 
 def explain(

@@ -131,6 +131,12 @@ def method_registry_name(config: dict[str, Any], method: str) -> str:
     return config["methods"][method].get("method", method)
 
 
+def method_params(config: dict[str, Any], method: str, model: str | None = None) -> dict[str, Any]:
+    """The configured parameters of a method, with its per-model overrides (``model_params``) for ``model``."""
+    entry = config["methods"][method]
+    return {**entry.get("params", {}), **(entry.get("model_params", {}).get(model, {}) if model is not None else {})}
+
+
 def _check_conflicts(config: dict[str, Any]) -> None:
     """Settings that are each valid but conflict (refused before any job starts)."""
     for name, ds in config["datasets"].items():

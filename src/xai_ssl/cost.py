@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -65,7 +65,7 @@ def measure_pass_times(encoder: Encoder, size: int, device: torch.device, batch_
             z = encoder(xi)
             _sync(device)
             t1 = time.perf_counter()
-            (g,) = torch.autograd.grad(z.square().sum(), [xi])
+            torch.autograd.grad(z.square().sum(), [xi])
             _sync(device)
             backward_total += time.perf_counter() - t1
     return PassTimes(forward, backward_total / (repeats * batch_size), size, str(device), batch_size)
@@ -120,7 +120,7 @@ class PassCounter:
         """The estimated time of the passes counted so far."""
         return self.forwards * times.forward_s + self.backwards * times.backward_s
 
-    def __enter__(self) -> PassCounter:
+    def __enter__(self) -> Self:
         self._handle = first_layer(self.encoder).register_forward_hook(self._hook)
         return self
 

@@ -217,8 +217,9 @@ class Plan:
 
     def method_params(self, wildcards: Any) -> dict[str, Any]:
         """The configured parameters of a method, with its per-model overrides for this model."""
-        entry = self.config["methods"][wildcards.method]
-        return {**entry.get("params", {}), **entry.get("model_params", {}).get(wildcards.model, {})}
+        from xai_ssl.config import method_params
+
+        return method_params(self.config, wildcards.method, wildcards.model)
 
     def metric_params(self, wildcards: Any = None) -> dict[str, dict[str, Any]]:
         """Parameters of every metric that is run."""

@@ -79,7 +79,7 @@ def test_views_equal_the_workflow_pairs_bit_for_bit(run: dict) -> None:
         t = api.views(v_tensor(path), SIZE, seed=SEED, image_id=image_id, crop_scale=CROP)
         for k in ("x1", "x2", "xt"):
             assert torch.equal(getattr(w, k), getattr(stored, k)[i]) and torch.equal(getattr(t, k), getattr(stored, k)[i])
-        x1, x2, xt = v  # unpacking
+        x1, _, xt = v  # unpacking
         assert torch.equal(x1, v.x1) and torch.equal(xt, v.xt)
     other = api.views(image_path(run, stored.image_ids[0]), SIZE, seed=SEED + 1, crop_scale=CROP)
     assert not torch.equal(other.x2, stored.x2[0])  # the seed matters
@@ -280,3 +280,23 @@ def test_import_is_cheap_and_the_api_is_reexported() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         xai_ssl.nope  # noqa: B018
+
+
+def test_configured_method_and_similarity(run: dict) -> None:
+    config = yaml_config()
+    config["methods"]["pw_small"] = {"method": "pairwise_occlusion", "params": {"n_erases": 6}, "model_params": {"simclr_small": {"n_erases": 4}}}
+    assert api.configured_method(config, "pw_small") == {"method": "pairwise_occlusion", "key": "pw_small", "n_erases": 6}
+    assert api.configured_method(config, "pw_small", model="simclr_small")["n_erases"] == 4
+    assert api.configured_method(config, "relax") == {"method": "relax", "key": "relax", "n_masks": 500}
+    with pytest.raises(KeyError, match="unknown method 'nope'; accepted"):
+        api.configured_method(config, "nope")
+    enc = api.load_encoder(run["encoder"], device="cpu")
+    v = api.views(image_path(run, read_pairs(run["pairs"]).image_ids[0]), SIZE, seed=SEED, crop_scale=CROP)
+    with torch.inference_mode():
+        z1, z2 = enc(v.x1[None]), enc(v.x2[None])
+    expected = float((z1 * z2).sum() / (z1.norm() * z2.norm()))  # the cosine by hand
+    assert float(api.similarity(enc, v)) == pytest.approx(expected, rel=1e-5)
+    assert float(api.similarity(enc, v.x1, v.x2)) == pytest.approx(expected, rel=1e-5)
+    a, b = v.pair("interpolation")
+    assert api.similarity(enc, [v, v], family="interpolation").shape == (2,)
+    assert float(api.similarity(enc, [v], family="interpolation")[0]) == pytest.approx(float(api.similarity(enc, a, b)), rel=1e-5)
