@@ -130,6 +130,7 @@ class DemoCore:
         self._times: dict[tuple[str, int], PassTimes] = {}
         self._metric_passes: dict[tuple[int, bool, bool], tuple[float, float]] = {}
         self._corpora: dict[tuple[int, int], Any] = {}
+        self._pool: int | None = None
 
     # ---------------------------------------------------------------- what can be chosen
     def models(self) -> list[ModelEntry]:
@@ -224,6 +225,8 @@ class DemoCore:
             kwargs = self.settings(name, model)
             spec = get_method(kwargs["method"])
             params = spec.resolve_params({k: v for k, v in kwargs.items() if k not in ("method", "key")}, int(size))
+            if spec.needs_corpus and self.index_path().is_file():  # the corpus holds at most the images the index offers
+                params = {**params, "corpus_size": min(int(params["corpus_size"]), self.corpus_pool())}
             est = estimate(spec, params, int(size), times)
             seconds = est.seconds
             if seconds is not None and spec.kind == "map":
@@ -237,6 +240,16 @@ class DemoCore:
         if self.device.type != "cpu":
             return []
         return [name for name, s in estimates if s is None or s > self.budget_s]
+
+    def corpus_pool(self) -> int:
+        """How many reference images the dataset index offers corpus methods (as ``data.corpus.choose_records`` picks them)."""
+        from xai_ssl.data.corpus import choose_records
+        from xai_ssl.data.index import read_index
+
+        if self._pool is None:
+            records = read_index(self.index_path())
+            self._pool = len(choose_records(records, self.config["datasets"][self.dataset].get("split"), len(records), self.seed)[0])
+        return self._pool
 
     def corpus(self, spec: MethodSpec, params: dict[str, Any], size: int) -> Any:
         """Reference images of a corpus method: centre views of the run's first dataset, chosen as the workflow does."""

@@ -184,6 +184,16 @@ def test_examples_come_from_the_dataset_or_are_generated(core: DemoCore, tmp_pat
     index_dataset(str(index), "two4two", str(two4two_mini))
     from_data = core.example_images()
     assert len(from_data) == 3 and all(two4two_mini in p.parents for p in from_data)
+    # corpus methods: the estimate counts the reference images the index offers (the 48 training renders), not corpus_size
+    assert core.corpus_pool() == len(list((two4two_mini / "train").glob("*_mask.png")))
+    from xai_ssl.cost import estimate
+    from xai_ssl.methods import get_method
+
+    spec = get_method("vdsn")
+    times = core.pass_times("simclr_small", 48)
+    f, b = core.metric_passes(48, False)
+    expected = estimate(spec, spec.resolve_params({"corpus_size": core.corpus_pool()}, 48), 48, times).seconds + f * times.forward_s + b * times.backward_s
+    assert dict(core.estimates("simclr_small", ["vdsn"], 48))["vdsn"] == pytest.approx(expected)
 
 
 def test_cli_serves_on_loopback_by_default() -> None:
