@@ -10,8 +10,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("Views", "configured_method", "encoder_path", "explain", "load_encoder", "read_config", "score", "similarity", "views")
-__all__ = ["__version__", *_API]
+__all__ = ["Views", "__version__", "configured_method", "encoder_path", "explain", "load_encoder", "read_config", "score", "similarity", "views"]
+_API = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:

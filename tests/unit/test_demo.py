@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 import yaml
 from PIL import Image
 
-from helpers import REPO
+from helpers import REPO, demo_config, png_bomb, prepare_model
 from xai_ssl import api
 from xai_ssl.cli import parser
 from xai_ssl.cost import PassCounter
@@ -23,35 +21,6 @@ from xai_ssl.data.images import check_pixel_limit
 from xai_ssl.data.records import DataError
 from xai_ssl.demo import DemoCore, metrics_html, view_images
 from xai_ssl.io.maps_file import load_attributions
-from xai_ssl.models.registry import build_architecture, save_encoder
-
-ARCH = {"width": 4, "embedding_dim": 8, "hidden_dim": 16}
-
-
-def demo_config(**demo: object) -> dict:
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
-    config["demo"] = dict(demo)
-    return config
-
-
-def prepare_model(results: Path, name: str = "simclr_small") -> Path:
-    """A tiny random small_resnet as the prepared encoder of ``name``."""
-    torch.manual_seed(0)
-    path = results / "models" / name / "encoder.pt"
-    save_encoder(build_architecture("small_resnet", **ARCH).eval(), path, "small_resnet", ARCH)
-    return path
-
-
-def png_bomb(path: Path, side: int) -> Path:
-    """A real greyscale PNG of side × side zero pixels whose compressed file is tiny (a decompression bomb)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    comp = zlib.compressobj(9)
-    row = b"\x00" * (side + 1)  # filter byte + pixels
-    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-    return path
 
 
 def test_check_pixel_limit_reads_the_header_only(tmp_path: Path) -> None:
@@ -161,7 +130,7 @@ def test_run_equals_the_api_and_writes_the_attribution_layout(core: DemoCore, tw
         r = by[name]
         assert r.error is None and torch.equal(r.map1, m1) and (m2 is None or torch.equal(r.map2, m2))
         method, key = kwargs.pop("method"), kwargs.pop("key")
-        values, curves = api.score(enc, v, maps=(m1, m2), metrics=core.metrics_for(True), method=method, key=key, seed=3, method_params=kwargs,
+        values, _ = api.score(enc, v, maps=(m1, m2), metrics=core.metrics_for(True), method=method, key=key, seed=3, method_params=kwargs,
                                    batch_size=core.batch_size)
         assert r.values == pytest.approx(values, nan_ok=True) and "PG_obj" in values  # localisation: the render's mask
         stored = load_attributions(r.h5)

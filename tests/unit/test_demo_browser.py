@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 import torch
 from explorer_helpers import browser_missing, chromium_driver, requested_urls
-from test_demo import ARCH, demo_config, png_bomb
 
-from helpers import REPO, shared_data
+from helpers import DEMO_ARCH, REPO, demo_config, png_bomb, shared_data
 from xai_ssl import api
 from xai_ssl.io.maps_file import load_attributions
 from xai_ssl.models.registry import build_architecture, save_encoder
@@ -52,14 +51,14 @@ def driver(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, driver):  # noqa: ARG001 - the browser is checked first
+def served(tmp_path_factory: pytest.TempPathFactory, driver):
     """The demo served in this process (default host), with a tiny random encoder prepared as the config's model."""
     from xai_ssl.demo import DemoCore, launch
 
     root = tmp_path_factory.mktemp("demo")
     torch.manual_seed(0)
     model = root / "results" / "models" / "simclr_small" / "encoder.pt"
-    save_encoder(build_architecture("small_resnet", **ARCH).eval(), model, "small_resnet", ARCH)
+    save_encoder(build_architecture("small_resnet", **DEMO_ARCH).eval(), model, "small_resnet", DEMO_ARCH)
     core = DemoCore(demo_config(cpu_budget_s=1000, max_pixels=1_000_000, n_examples=2), results=root / "results", device="cpu", work_dir=root / "work")
     port = free_port()
     app, url = launch(core, port=port, block=False, examples_dirs=sorted({p.parent for p in core.example_images()}))
@@ -131,7 +130,7 @@ def real_image() -> Path:
 def test_server_listens_on_loopback_only(served) -> None:
     import psutil
 
-    core, url, port, _ = served
+    _, url, port, _ = served
     assert urlparse(url).hostname == "127.0.0.1"
     listening = [c.laddr.ip for c in psutil.Process().net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
     assert listening == ["127.0.0.1"], f"the demo listens on {listening}"
@@ -168,7 +167,7 @@ def test_gradcam_in_the_page_equals_the_api(driver, served) -> None:
     links = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#download a") if a.get_attribute("href")]
     assert len(links) == 1 and urlparse(links[0]).hostname == "127.0.0.1" and links[0].endswith("gradcam.h5")
     downloaded = Path(core.work) / "downloaded.h5"
-    with urllib.request.urlopen(links[0], timeout=30) as response:  # noqa: S310 - the page's loopback link
+    with urllib.request.urlopen(links[0], timeout=30) as response:
         downloaded.write_bytes(response.read())
     stored = load_attributions(downloaded)
     assert stored.image_ids == [image.stem] and list(stored.indices) == [0]

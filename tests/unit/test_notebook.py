@@ -46,7 +46,7 @@ def python3_kernel() -> str:
 def test_notebook_runs_on_a_tiny_model_and_a_real_image(two4two_mini: Path, tmp_path: Path) -> None:
     from nbclient import NotebookClient
 
-    image = sorted(p for p in (two4two_mini / "test").glob("*.png") if not p.name.endswith("_mask.png"))[0]
+    image = min(p for p in (two4two_mini / "test").glob("*.png") if not p.name.endswith("_mask.png"))
     torch.manual_seed(0)
     arch = {"width": 4, "embedding_dim": 8, "hidden_dim": 16}
     encoder_file = tmp_path / "encoder.pt"
