@@ -174,6 +174,10 @@ def test_cli_serves_on_loopback_by_default() -> None:
 
     assert inspect.signature(demo.launch).parameters["host"].default == "127.0.0.1"
     assert inspect.signature(demo.main).parameters["host"].default == "127.0.0.1"
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == {"xai-ssl": "xai_ssl.cli:main"}
     out = subprocess.run([sys.executable, "-m", "xai_ssl", "demo", "--help"], capture_output=True, text=True, check=False,
                          env={"PYTHONPATH": str(REPO / "src"), "PATH": ""})
     assert out.returncode == 0 and "--budget SECONDS" in out.stdout and "127.0.0.1" in out.stdout

@@ -59,7 +59,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, driver):
     torch.manual_seed(0)
     model = root / "results" / "models" / "simclr_small" / "encoder.pt"
     save_encoder(build_architecture("small_resnet", **DEMO_ARCH).eval(), model, "small_resnet", DEMO_ARCH)
-    core = DemoCore(demo_config(cpu_budget_s=1000, max_pixels=1_000_000, n_examples=2), results=root / "results", device="cpu", work_dir=root / "work")
+    config = demo_config(cpu_budget_s=1000, max_pixels=1_000_000, n_examples=2)
+    config["models"]["not_yet"] = dict(config["models"]["simclr_small"])  # a model without encoder.pt
+    core = DemoCore(config, results=root / "results", device="cpu", work_dir=root / "work")
     port = free_port()
     app, url = launch(core, port=port, block=False, examples_dirs=sorted({p.parent for p in core.example_images()}))
     yield core, url, port, model
@@ -142,6 +144,8 @@ def test_gradcam_in_the_page_equals_the_api(driver, served) -> None:
     core, url, _, model = served
     image = real_image()
     open_demo(driver, url)
+    missing = " ".join(text_of(driver, "missing-models").split())  # code spans render on lines of their own
+    assert f"not_yet : snakemake --cores all {core.results}/models/not_yet/encoder.pt" in missing
     upload(driver, image)
     set_number(driver, "seed", 3)  # the seed is editable; the page's numbers must be those of seed 3
     status = click_and_wait(driver, "run", "✓ done")
