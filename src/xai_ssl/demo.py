@@ -466,7 +466,7 @@ def estimate_markdown(core: DemoCore, estimates: Sequence[tuple[str, float | Non
 def build_app(core: DemoCore) -> Any:
     """The Gradio Blocks of the demo (import gradio only here)."""
     for k, v in OFFLINE_ENV.items():
-        os.environ.setdefault(k, v)
+        os.environ[k] = v
     import gradio as gr
 
     models = core.models()
