@@ -12,7 +12,7 @@ from xai_ssl.logs import job_log
 
 log = logging.getLogger(__name__)
 
-NOT_ARGUMENTS = ("code",)  # rule params that only trigger reruns (code fingerprints)
+NOT_ARGUMENTS = ("code", "content")  # rule params that only trigger reruns (code fingerprints, dataset content)
 
 
 def _plain(value: Any) -> Any:

@@ -39,7 +39,7 @@ def test_imagenet_sample() -> None:
 
 
 def test_extensions_constant() -> None:
-    assert IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+    assert IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # GIF since issue 20
 
 
 def test_folder_layout_ids_labels_and_sorting(tmp_path: Path) -> None:
