@@ -145,10 +145,11 @@ def write_tables(
     counts: pd.DataFrame | None = None,
     provenance: dict[str, Any] | None = None,
     provenance_path: Path | None = None,
+    notes: Sequence[str] = (),
 ) -> None:
     """Write the summary as CSV (with ``na_<col>`` and bad-number ``counts`` when given) and Markdown, and all per-image values as one long CSV.
 
-    With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
+    ``notes`` are paragraphs added below the table (e.g. images without a mask). With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
     at ``provenance_path`` (default: beside the CSV, ``scores.csv`` -> ``scores.provenance.json``).
     """
     outs = [Path(p) for p in (csv, md, long_csv)]
@@ -157,7 +158,7 @@ def write_tables(
     with atomic_paths(outs) as tmps:  # all written before any is renamed into place
         wide = table.join(na) if na is not None else table
         (wide.join(counts) if counts is not None else wide).to_csv(tmps[0], na_rep="NA", float_format="%.6f")
-        text = to_markdown(table, directions, title, na)
+        text = to_markdown(table, directions, title, na) + "".join(f"\n{note}\n" for note in notes)
         if provenance is not None:
             text += f"\nProvenance: config hash {provenance['config_hash']}, code {', '.join(provenance['code_version'])}, seed {', '.join(map(str, provenance['seed']))}.\n"
             tmps[3].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")

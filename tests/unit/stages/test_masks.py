@@ -134,3 +134,17 @@ def test_missing_masks_stop_is_not_triggered_by_image_folders(tmp_path: Path) ->
     (tmp_path / "imgs").mkdir()
     Image.new("RGB", (20, 20)).save(tmp_path / "imgs" / "a.png")
     assert len(index_dataset(str(tmp_path / "index.csv"), "image_folder", str(tmp_path / "imgs"))) == 1
+
+
+def test_table_notes_images_without_mask(tmp_path: Path) -> None:
+    """The Markdown table says how many explained images had no mask (counted once, not per method or metric)."""
+    from xai_ssl.metrics import metric_directions
+    from xai_ssl.stages.evaluation import mask_notes
+
+    directions = metric_directions(["insertion_deletion", "localisation"])
+    shards = [{"diagnostics": {"images_without_mask": 1}}, {"diagnostics": {"images_without_mask": 2}}] * 2
+    methods = ["gradcam", "gradcam", "occlusion", "occlusion"]
+    notes = mask_notes(shards, methods, directions)
+    assert len(notes) == 1 and "3 explained image(s) have no mask" in notes[0]
+    assert mask_notes([{"diagnostics": {}}], ["gradcam"], directions) == []
+    assert mask_notes(shards, methods, metric_directions(["insertion_deletion"])) == []  # no localisation columns
