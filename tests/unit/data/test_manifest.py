@@ -38,6 +38,7 @@ def later(path: Path) -> None:
     "change",
     [
         lambda r: (Image.new("RGB", (8, 8), (1, 2, 3)).save(r / "test" / "c.png"), later(r / "test" / "c.png")),  # replaced
+        lambda r: later(r / "test" / "c.png"),  # same bytes, a later time: a copy over it, or a touch
         lambda r: (r / "test" / "d_mask.png").unlink(),  # mask deleted
         lambda r: Image.new("RGB", (8, 8)).save(r / "train" / "new.png"),  # added
         lambda r: (r / "train" / "a.png").unlink(),  # removed

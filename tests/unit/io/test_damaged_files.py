@@ -120,6 +120,11 @@ def test_damaged_file_is_named_with_the_rebuild_command(kind: str, how: str, tmp
     msg = str(err.value)
     assert rel in msg, msg
     assert f"snakemake --forcerun {rel}" in msg, msg
+    if kind in CSV_OUTPUTS:  # the reason says what happened to the file
+        assert {"truncated": "truncated", "zeroed": "NUL bytes", "empty": "empty"}[how] in msg, msg
+
+
+CSV_OUTPUTS = ("scores", "per_image", "history", "summary")
 
 
 def test_missing_output_names_the_rebuild_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
