@@ -244,6 +244,10 @@ class Plan:
 
         return metric_directions(self.metrics)
 
+    def method_families(self) -> dict[str, str]:
+        """Registry family of every map method by config name ("baseline" for baselines): table order and figure colours."""
+        return {m: self.specs[m].family for m in self.methods}
+
     def method_shard_files(self, pattern: str) -> Callable[[Any], list[str]]:
         """An input function: ``pattern`` expanded over all map methods and shards of a (dataset, model)."""
 

@@ -34,6 +34,8 @@ class MethodSpec(Spec):
     cost: str = ""
     kind: str = "map"  # "map": attributed and scored; "image": produces images (feature visualisation), not scored
     needs_corpus: bool = False  # True: ctx.corpus must hold reference images (COCOA corpus, VDSN / embedded Grad-CAM database)
+    family: str = "other"  # figure grouping: occlusion, cam, gradient, perturbation, other (baselines: "baseline")
+    baseline: bool = False  # a reference map that ignores the model (random, centre, edge): tables and figures show it apart
 
 
 METHOD_REGISTRY: dict[str, MethodSpec] = {}
@@ -48,13 +50,17 @@ def register_method(
     kind: str = "map",
     needs_corpus: bool = False,
     scale: Scaler | None = None,
+    family: str = "other",
+    baseline: bool = False,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: add a method function to the registry under ``name`` (``scale``: see :class:`registry.Spec`)."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
-        METHOD_REGISTRY[name] = MethodSpec(name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus)
+        METHOD_REGISTRY[name] = MethodSpec(
+            name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline
+        )
         return fn
 
     return wrap

@@ -66,10 +66,10 @@ _COST = "2*n_samples forwards + n_samples backwards (n_samples = 50), batched ct
 
 
 @register_method(
-    "smooth_grad_g", pair_family="interpolation", defaults={"guided": True, "n_samples": 50, "noise_level": 0.15}, cost=_COST + " (guided ReLUs)",
+    "smooth_grad_g", pair_family="interpolation", family="gradient", defaults={"guided": True, "n_samples": 50, "noise_level": 0.15}, cost=_COST + " (guided ReLUs)",
     scale=_check
 )
-@register_method("smooth_grad", pair_family="interpolation", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST, scale=_check)
+@register_method("smooth_grad", pair_family="interpolation", family="gradient", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST, scale=_check)
 def smooth_grad(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:
