@@ -198,7 +198,10 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
                     maps_ids: list[str] = []
                     maps_hash: list[str] = []
 
-                    def maps_checks(path: Path, method: str = method, shard: int = shard, d: str = d, m: str = m, resolved: Any = resolved) -> Iterator[str]:
+                    def maps_checks(
+                        path: Path, method: str = method, shard: int = shard, d: str = d, m: str = m, resolved: Any = resolved,
+                        n_shards: int = n_shards, maps_ids: list[str] = maps_ids, maps_hash: list[str] = maps_hash,
+                    ) -> Iterator[str]:
                         with open_h5(path, "attribution file") as f:
                             ids = read_strings(f, "image_id")
                             index = f["index"][()]
@@ -243,7 +246,9 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
                         if maps_ok and list(table["image_id"]) != maps_ids:
                             yield f"its {len(table)} image ids differ from those of its attribution file"
 
-                    def curves_checks(path: Path, maps_ok: bool = maps_ok, maps_ids: list[str] = maps_ids, maps_hash: list[str] = maps_hash) -> Iterator[str]:
+                    def curves_checks(
+                        path: Path, maps_ok: bool = maps_ok, maps_ids: list[str] = maps_ids, maps_hash: list[str] = maps_hash, metrics: dict[str, Any] = metrics,
+                    ) -> Iterator[str]:
                         with open_h5(path, "curves file") as f:
                             ids = read_strings(f, "image_id")
                             shapes = {k: f[k].shape for k in f if k != "image_id"}

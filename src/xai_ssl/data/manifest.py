@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xai_ssl.data.image_folder import SkippedEntry, walk_files
-from xai_ssl.data.images import is_image_file
 from xai_ssl.data.imagenet import DEFAULT_PATTERN, matches
+from xai_ssl.data.images import is_image_file
 from xai_ssl.data.two4two import PARAMETERS_FILE
 
 USER_SOURCES = ("image_folder", "two4two", "imagenet_val")

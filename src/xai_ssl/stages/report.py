@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-
 from xai_ssl import plots
 from xai_ssl.io.maps_file import load_attribution_shards, load_dreamed
 from xai_ssl.io.pairs_file import read_pairs

@@ -55,9 +55,8 @@ def test_check_pixel_limit_reads_only_the_header(bomb: Path) -> None:
         check_pixel_limit(bomb, 64_000_000)
     msg = str(err.value)
     assert str(bomb) in msg and "10000" in msg and "64000000" in msg and "max_image_pixels" in msg
-    with open(bomb, "rb") as fh:
-        with pytest.raises(DataError, match="10000"):
-            check_pixel_limit(fh, 64_000_000)
+    with open(bomb, "rb") as fh, pytest.raises(DataError, match="10000"):
+        check_pixel_limit(fh, 64_000_000)
     assert check_pixel_limit(bomb, 10000 * 10000) == (10000, 10000)  # at the limit: accepted
     with open(bomb, "rb") as fh:
         fh.seek(0)

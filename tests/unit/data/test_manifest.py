@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from workflow_runner import TINY_CONFIG
+from xai_ssl.config import validate_config
 from xai_ssl.data.manifest import dataset_content, split_sizes
 from xai_ssl.plan import Plan
-from xai_ssl.config import validate_config
-from workflow_runner import TINY_CONFIG
 
 
 def two4two(root: Path) -> Path:
