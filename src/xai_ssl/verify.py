@@ -297,8 +297,10 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
             _check(report, target, _png_checks)
         elif target.endswith(".md"):
             _check(report, target, lambda p: iter([] if p.read_text(encoding="utf-8").strip() else ["empty"]))
-        elif target.endswith((".csv", ".json")):
+        elif target.endswith("/scores.csv"):
             continue  # checked above
+        elif target.endswith(".csv"):  # reference differences
+            _check(report, target, lambda p: iter([] if len(read_csv_output(p, "table", ["method"])) else ["no rows"]))
         elif not Path(target).suffix:  # explorer folders
             _check(report, target, lambda p: iter([] if (p / "index.html").is_file() else ["no index.html"]))
     return report
