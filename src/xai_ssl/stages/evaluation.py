@@ -137,8 +137,21 @@ def aggregate_tables(
     significance = significance_table(per_image, [c for c in directions if c in per_image.columns], order)
     write_tables(table, per_image, directions, Path(csv), Path(md), Path(long), title,
                  na=na_counts(per_image, directions, order), counts=counts, provenance=record, provenance_path=Path(provenance),
-                 significance=significance, baselines=[m for m in order if families.get(m) == BASELINE])
+                 significance=significance, baselines=[m for m in order if families.get(m) == BASELINE],
+                 notes=mask_notes(shard_attrs, list(methods), directions))
     return table
+
+
+def mask_notes(shard_attrs: Sequence[dict[str, Any]], methods: Sequence[str], directions: dict[str, str]) -> list[str]:
+    """A note below the table when some explained images of a dataset with masks have none (their localisation is NA)."""
+    if not methods or not any(c.startswith(("PG_", "TKI_", "RRA_", "RMA_")) for c in directions):
+        return []
+    first = methods[0]  # every method explains the same images
+    missing = sum(int(a.get("diagnostics", {}).get("images_without_mask", 0)) for a, m in zip(shard_attrs, methods) if m == first)
+    if not missing:
+        return []
+    log.warning("%d explained image(s) have no mask: their localisation columns are NA (see the make_pairs log)", missing)
+    return [f"Localisation (PG, TKI, RRA, RMA): {missing} explained image(s) have no mask; their cells are NA and the means skip them (listed in the make_pairs log)."]
 
 
 def compare_reference(scores: str, reference: str, csv: str, md: str, reference_model: str, title: str) -> pd.DataFrame:
