@@ -52,6 +52,7 @@ rule aggregate_tables:
     params:
         methods=PLAN.shard_methods,
         directions=PLAN.metric_directions(),
+        families=PLAN.method_families(),  # baselines last; significance against random_baseline
         title="{dataset} / {model}",
         code=PLAN.code("aggregate_tables"),
     log:

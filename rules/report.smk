@@ -40,6 +40,7 @@ rule plot_curves:
         ),
     params:
         methods=PLAN.shard_methods,
+        families=PLAN.method_families(),  # colour per family, baselines grey
         title="{dataset} / {model}",
         code=PLAN.code("plot_curves"),
     log:
@@ -71,6 +72,7 @@ rule plot_metric_bars:
         ),
     params:
         directions=PLAN.metric_directions(),
+        families=PLAN.method_families(),  # colour per family, baselines grey
         title="{dataset} / {model}",
         code=PLAN.code("plot_metric_bars"),
     log:
@@ -151,6 +153,7 @@ rule build_explorer:
         methods=PLAN.shard_methods,
         directions=PLAN.metric_directions(),
         title="{dataset} / {model}",
+        families=PLAN.method_families(),  # baselines shown apart
         batch_size=config["batch_size"],
         code=PLAN.code("build_explorer"),
     log:

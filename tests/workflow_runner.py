@@ -43,6 +43,7 @@ TINY_CONFIG = {
         "conditional_occlusion": {"params": {"window": 8, "stride": 4}},
         "gradcam": {},
         "input_x_gradient": {},
+        "random_baseline": {},
     },
     "metrics": {
         "insertion_deletion": {"params": {"pixels_per_step": 48, "blur_kernel": 5, "blur_sigma": 2.0}},
@@ -53,7 +54,7 @@ TINY_CONFIG = {
     "run": {
         "datasets": ["tiny"],
         "models": ["tiny_simclr"],
-        "methods": ["conditional_occlusion", "gradcam", "input_x_gradient"],
+        "methods": ["conditional_occlusion", "gradcam", "input_x_gradient", "random_baseline"],
         "metrics": ["insertion_deletion", "average_drop_increase", "max_sensitivity", "model_randomisation"],
     },
     "report": {"n_grid_images": 3},

@@ -137,15 +137,21 @@ class Views:
         return iter((self.x1, self.x2, self.xt))
 
 
-def _image_tensor(image: Any) -> tuple[torch.Tensor, str | None, Path | None]:
+def _image_tensor(image: Any, max_pixels: int | None = None) -> tuple[torch.Tensor, str | None, Path | None]:
     """(float32 [3, H, W] in [0, 1], default id, path) of a path, a PIL image or a tensor."""
     from PIL import Image
 
     if isinstance(image, (str, Path)):
         path = Path(image)
-        return load_rgb(path), path.stem, path
+        return load_rgb(path, max_pixels), path.stem, path
     if isinstance(image, Image.Image):
-        return image_to_rgb(image, getattr(image, "filename", "") or "image"), None, None
+        from PIL import ImageOps
+
+        try:  # upright by its EXIF orientation, as load_rgb turns files (the caller's image is left as it is)
+            upright = ImageOps.exif_transpose(image) or image
+        except Exception:  # noqa: BLE001 - a broken EXIF block does not make the pixels unreadable
+            upright = image
+        return image_to_rgb(upright, getattr(image, "filename", "") or "image"), None, None
     if isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"views: expected an image tensor [3, H, W], got shape {tuple(image.shape)}")
@@ -164,6 +170,7 @@ def views(
     image_id: str | None = None,
     crop_scale: Sequence[float] = (0.08, 1.0),
     mask: str | Path | np.ndarray | None = "auto",
+    max_pixels: int | None = None,
 ) -> Views:
     """The seeded views (x1, x2, xt) of an image exactly as the workflow's ``make_pairs`` stores them.
 
@@ -172,9 +179,10 @@ def views(
     folder or a flat image folder (in a folder with class subfolders the workflow's id is ``<class>/<stem>``);
     other images default to ``"image"``. ``crop_scale`` is the dataset's ``view_crop_scale``. ``mask``: a label
     mask (path or [H, W] array) centred like x1; ``"auto"`` reads ``<stem>_mask.png`` beside a path if present
-    (the Two4Two layout).
+    (the Two4Two layout). ``max_pixels``: a file declaring more pixels is refused before decoding (the dataset's
+    ``max_image_pixels``; None: Pillow's own limit).
     """
-    img, default_id, path = _image_tensor(image)
+    img, default_id, path = _image_tensor(image, max_pixels)
     image_id = image_id if image_id is not None else (default_id or "image")
     made = make_views(img, int(size), int(seed), image_id, (float(crop_scale[0]), float(crop_scale[1])))
     if isinstance(mask, str) and mask == "auto":
@@ -213,9 +221,11 @@ def _as_batch(x1: Any, x2: Any, family: str, image_id: str | Sequence[str] | Non
         if len(ids) != len(vs):
             raise ValueError(f"{what}: {len(vs)} views but {len(ids)} image ids")
         masks = [v.mask1 for v in vs]
-        mask1 = np.stack(masks) if all(m is not None for m in masks) else None
+        has = np.array([m is not None for m in masks], dtype=bool)  # as the pairs file: zeros where an image has none
+        shape = vs[0].x1.shape[-2:]
+        mask1 = np.stack([m if m is not None else np.zeros(shape, np.uint8) for m in masks]) if has.any() else None
         stack = {k: torch.stack([getattr(v, k) for v in vs]) for k in ("x1", "x2", "xt")}
-        pairs = Pairs(ids, np.arange(len(vs)), stack["x1"], stack["x2"], stack["xt"], mask1, {})
+        pairs = Pairs(ids, np.arange(len(vs)), stack["x1"], stack["x2"], stack["xt"], mask1, {}, has if has.any() else None)
         a, b = pairs.pair(family)
         return _Batch(a, b, ids, isinstance(x1, Views), pairs, mask1)
     if x2 is None:
@@ -367,7 +377,9 @@ def score(
     specs = resolve_metrics(requested, size)
     if batch.views is not None:
         pairs = batch.views
-        pairs = Pairs(pairs.image_ids, pairs.indices, pairs.x1.to(dtype), pairs.x2.to(dtype), pairs.xt.to(dtype), pairs.mask1 if mask is None else _masks(mask, batch.single), {})
+        given = _masks(mask, batch.single)
+        pairs = Pairs(pairs.image_ids, pairs.indices, pairs.x1.to(dtype), pairs.x2.to(dtype), pairs.xt.to(dtype), pairs.mask1 if given is None else given, {},
+                      pairs.has_mask1 if given is None else None)
     else:  # the given inputs are the explained pair: stored as (x1, x2) of the crop_aug family
         pairs = Pairs(batch.ids, np.arange(len(batch.ids)), batch.a.to(dtype), batch.b.to(dtype), batch.b.to(dtype), _masks(mask, batch.single), {})
         family = "crop_aug"

@@ -269,7 +269,7 @@ class DemoCore:
         """The views of an uploaded file (header checked against ``max_pixels`` before decoding); DataError when bad."""
         if size < 8 or size > 1024:
             raise DataError(f"image size {size} px: choose 8 to 1024 px")
-        check_pixel_limit(path, self.max_pixels)
+        check_pixel_limit(path, self.max_pixels, setting="demo.max_pixels")
         return views(path, int(size), seed=int(seed), crop_scale=self.crop_scale)
 
     def run(

@@ -82,6 +82,7 @@ def score_attributions(
             cache=cache,
             corpus=corpus,  # reference images of methods with needs_corpus (re-run by MS / RAND)
             masks=torch.from_numpy(pairs.mask1[sl]) if pairs.mask1 is not None else None,  # [b, S, S] labels of x1
+            has_masks=torch.from_numpy(np.asarray(pairs.has_mask1[sl], dtype=bool)) if pairs.mask1 is not None and pairs.has_mask1 is not None else None,  # [b]
         )
         m2 = attributions.map2[sl].to(device) if attributions.map2 is not None else None
         x1, x2, m1 = a[sl].to(device), b[sl].to(device), attributions.map1[sl].to(device)
@@ -115,6 +116,9 @@ def score_attributions(
         c[excluded] = np.nan
     table.insert(0, "image_id", list(attributions.image_ids))
     if diagnostics is not None:
+        without_mask = int((~np.asarray(pairs.has_mask1, dtype=bool)).sum()) if pairs.mask1 is not None and pairs.has_mask1 is not None else 0
+        if without_mask:  # a dataset with masks, some images lacking theirs (localisation NA for those)
+            diagnostics["images_without_mask"] = without_mask
         diagnostics.update(
             n_images=int(n),
             nonfinite_maps=int(flags["nonfinite"].sum()),

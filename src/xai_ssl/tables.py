@@ -15,6 +15,7 @@ import pandas as pd
 from xai_ssl.io.atomic import atomic_paths
 from xai_ssl.io.scores_file import read_scores
 from xai_ssl.provenance import config_hash
+from xai_ssl.significance import MARK, Significance, significance_note
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +107,41 @@ def _cell(value: float) -> str:
     return "NA" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def to_markdown(table: pd.DataFrame, directions: dict[str, str], title: str | None = None, na: pd.DataFrame | None = None) -> str:
+def _tested_column(column: str, sig: Significance) -> str:
+    """The per-image column whose test marks a summary column (``MS_median`` -> ``MS``)."""
+    if f"p_{column}" not in sig.p.columns and column.endswith(MEDIAN_SUFFIX):
+        return column[: -len(MEDIAN_SUFFIX)]
+    return column
+
+
+def to_markdown(
+    table: pd.DataFrame,
+    directions: dict[str, str],
+    title: str | None = None,
+    na: pd.DataFrame | None = None,
+    significance: Significance | None = None,
+    baselines: Sequence[str] = (),
+) -> str:
     """Markdown in the paper's layout: ``| method | SI↑ | SD↓ | ... |``, three decimals, NA cells.
 
     With ``na`` (from :func:`na_counts`) and ``n_images`` in ``table``, a note below the table lists
-    the cells whose mean skips some images (NA for some but not all images of a method).
+    the cells whose mean skips some images (NA for some but not all images of a method). With
+    ``significance`` (:func:`xai_ssl.significance.significance_table`), a mean that is not
+    distinguishable from the reference (random baseline) gets a † and a note explains the test (or says
+    that the reference is not in the run). ``baselines`` in ``table`` are named in a last note.
     """
     cols = [c for c in directions if c in table.columns]
     lines = [f"### {title}", ""] if title else []
     lines.append("| method | " + " | ".join(f"{c}{directions[c]}" for c in cols) + " |")
     lines.append("|---|" + "---|" * len(cols))
     for method, row in table.iterrows():
-        lines.append(f"| {method} | " + " | ".join(_cell(row[c]) for c in cols) + " |")
+        cells = []
+        for c in cols:
+            text = _cell(row[c])
+            if significance is not None and text != "NA" and significance.not_distinguishable(str(method), _tested_column(c, significance)):
+                text += MARK
+            cells.append(text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     if na is not None and "n_images" in table.columns:
         notes = []
         for method in table.index:
@@ -130,6 +154,12 @@ def to_markdown(table: pd.DataFrame, directions: dict[str, str], title: str | No
                     notes.append(f"{method} {c}: {total - k} of {total}")
         if notes:
             lines += ["", "Means over fewer images (the others are NA, e.g. base similarity ≤ 0, ‖e‖ = 0 or an image cap): " + "; ".join(notes) + "."]
+    if significance is not None:
+        tested = [c for c in cols if f"p_{c}" in significance.p.columns]
+        lines += ["", significance_note(significance, table, tested)]
+    shown = [b for b in baselines if b in table.index]
+    if shown:
+        lines += ["", f"Baselines (last rows; maps that ignore the model): {', '.join(shown)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -145,10 +175,15 @@ def write_tables(
     counts: pd.DataFrame | None = None,
     provenance: dict[str, Any] | None = None,
     provenance_path: Path | None = None,
+    significance: Significance | None = None,
+    baselines: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> None:
-    """Write the summary as CSV (with ``na_<col>`` and bad-number ``counts`` when given) and Markdown, and all per-image values as one long CSV.
+    """Write the summary as CSV (with ``na_<col>``, bad-number ``counts`` and Holm-adjusted ``p_<col>`` when given) and Markdown, and all per-image values as one long CSV.
 
-    With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
+    The Markdown marks and notes significance and baselines as :func:`to_markdown`.
+
+    ``notes`` are paragraphs added below the table (e.g. images without a mask). With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
     at ``provenance_path`` (default: beside the CSV, ``scores.csv`` -> ``scores.provenance.json``).
     """
     outs = [Path(p) for p in (csv, md, long_csv)]
@@ -156,8 +191,11 @@ def write_tables(
         outs.append(Path(provenance_path) if provenance_path is not None else default_provenance_path(csv))
     with atomic_paths(outs) as tmps:  # all written before any is renamed into place
         wide = table.join(na) if na is not None else table
-        (wide.join(counts) if counts is not None else wide).to_csv(tmps[0], na_rep="NA", float_format="%.6f")
-        text = to_markdown(table, directions, title, na)
+        wide = wide.join(counts) if counts is not None else wide
+        if significance is not None and significance.available:  # p values as text, 4 significant digits (%.6f would print 0.000000)
+            wide = wide.join(significance.p.apply(lambda col: col.map(lambda v: "NA" if not np.isfinite(v) else f"{v:.4g}")))
+        wide.to_csv(tmps[0], na_rep="NA", float_format="%.6f")
+        text = to_markdown(table, directions, title, na, significance, baselines) + "".join(f"\n{note}\n" for note in notes)
         if provenance is not None:
             text += f"\nProvenance: config hash {provenance['config_hash']}, code {', '.join(provenance['code_version'])}, seed {', '.join(map(str, provenance['seed']))}.\n"
             tmps[3].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")

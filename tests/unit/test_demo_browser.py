@@ -190,7 +190,7 @@ def test_bad_uploads_show_a_message(driver, served, tmp_path: Path, kind: str) -
     if kind == "not_an_image":
         path = tmp_path / "notes.png"
         path.write_text("these are notes, not pixels", encoding="utf-8")
-        expect = "not a readable image"
+        expect = "cannot read image (UnidentifiedImageError"
     elif kind == "truncated":
         image = real_image()
         path = tmp_path / "cut-short.png"
@@ -198,7 +198,7 @@ def test_bad_uploads_show_a_message(driver, served, tmp_path: Path, kind: str) -
         expect = "cannot read image"
     else:
         path = png_bomb(tmp_path / "bomb.png", 3000)  # 9 MP > the 1 MP limit of this config
-        expect = "more than the limit of 1000000 pixels"
+        expect = "more than the limit of 1000000 (demo.max_pixels)"
     open_demo(driver, url)
     upload(driver, path)
     status = click_and_wait(driver, "run", expect)

@@ -30,14 +30,14 @@ def test_alternatives_match_exactly() -> None:
 
 def test_tiny_plan_targets_and_shards() -> None:
     plan = plan_of(TINY_CONFIG)
-    assert plan.methods == ["conditional_occlusion", "gradcam", "input_x_gradient"] and plan.image_methods == []
+    assert plan.methods == ["conditional_occlusion", "gradcam", "input_x_gradient", "random_baseline"] and plan.image_methods == []
     assert plan.trained_models == ["tiny_simclr"] and plan.pretrained_models == []
     targets = plan.final_targets()
     assert "results/tables/tiny/tiny_simclr/scores.md" in targets and "results/models/tiny_simclr/training_loss.png" in targets
     w = W(dataset="tiny", model="tiny_simclr", method="gradcam")
     files = plan.method_shard_files("results/metrics/{dataset}/{model}/{method}/shard-{shard}.csv")(w)
-    assert len(files) == 6 and files[0] == "results/metrics/tiny/tiny_simclr/conditional_occlusion/shard-0.csv"
-    assert plan.shard_methods(w) == ["conditional_occlusion"] * 2 + ["gradcam"] * 2 + ["input_x_gradient"] * 2
+    assert len(files) == 8 and files[0] == "results/metrics/tiny/tiny_simclr/conditional_occlusion/shard-0.csv"
+    assert plan.shard_methods(w) == ["conditional_occlusion"] * 2 + ["gradcam"] * 2 + ["input_x_gradient"] * 2 + ["random_baseline"] * 2
     assert plan.dataset_files(w) == {"files": "results/data/tiny/files"} and plan.dataset_root(w) == "results/data/tiny/files"
 
 

@@ -62,14 +62,3 @@ def test_explorer_of_the_tiny_run(tiny_run: tuple[Path, Path], tmp_path: Path) -
         assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     finally:
         driver.quit()
-
-
-def test_report_contains_the_explorer(tiny_run: tuple[Path, Path]) -> None:
-    work, code = tiny_run
-    from workflow_runner import snakemake
-
-    snakemake(work, code, "--report", "report-explorer.zip")
-    import zipfile
-
-    names = zipfile.ZipFile(work / "report-explorer.zip").namelist()
-    assert any(n.endswith("explorer/tiny/tiny_simclr/index.html") or "index.html" in n and "explorer" in n for n in names), names[:20]

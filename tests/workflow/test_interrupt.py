@@ -101,7 +101,7 @@ def test_killed_run_resumes_to_the_same_tables(tiny_run: tuple[Path, Path], tmp_
 
     snakemake(work, code, "--unlock")  # the killed snakemake left its lock (README: "When things go wrong")
     snakemake(work, code)  # the rerun (the workflow profile sets rerun-incomplete)
-    assert not list((work / "results").rglob("*.tmp")), "temporary files left behind"
+    assert not list((work / "results").rglob("*.tmp*")), "temporary files left behind"
     for rel in ("per_image.csv", "scores.csv", "scores.md", "scores.provenance.json"):
         got = (work / "results/tables/tiny/tiny_simclr" / rel).read_text()
         want = (ref / "results/tables/tiny/tiny_simclr" / rel).read_text()

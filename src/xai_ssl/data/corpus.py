@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from xai_ssl.augment import center_view
 from xai_ssl.data.images import load_rgb
 from xai_ssl.data.index import read_index
 from xai_ssl.data.records import ImageRecord
@@ -49,6 +48,8 @@ def load_corpus(index_csv: Path, size: int, split: Any, n: int, seed: int) -> Co
         log.warning("corpus: the dataset has no %r split; using %d other images of the evaluated split %r (explicand excluded)", TRAIN_SPLIT, len(chosen), source)
     else:
         log.info("corpus: %d centre views of the %r split (%d px)", len(chosen), TRAIN_SPLIT, size)
+    from xai_ssl.augment import center_view  # torchvision: corpus methods' jobs only
+
     images = torch.stack([(center_view(load_rgb(r.path), size) * 255).round().to(torch.uint8) for r in chosen])
     return Corpus(images, [r.image_id for r in chosen], [r.label for r in chosen], source, int(seed), {r.image_id: r.label for r in records})
 

@@ -106,7 +106,7 @@ def avg_transforms(
 for _name, (_guided, _noise) in _VARIANTS.items():
     register_method(
         _name,
-        pair_family="interpolation",
+        pair_family="interpolation", family="gradient",
         defaults={"guided": _guided, "add_noise": _noise, "noise_level": 0.15},
         cost=_COST_G if _guided else _COST,
         scale=_check,

@@ -52,6 +52,8 @@ class MethodSpec(Spec):
     cost: str = ""
     kind: str = "map"  # "map": attributed and scored; "image": produces images (feature visualisation), not scored
     needs_corpus: bool = False  # True: ctx.corpus must hold reference images (COCOA corpus, VDSN / embedded Grad-CAM database)
+    family: str = "other"  # figure grouping: occlusion, cam, gradient, perturbation, other (baselines: "baseline")
+    baseline: bool = False  # a reference map that ignores the model (random, centre, edge): tables and figures show it apart
     passes: PassCounter | None = None  # passes(resolved params, image size) -> Passes: the cost, for time estimates (xai_ssl.cost)
 
 
@@ -67,6 +69,8 @@ def register_method(
     kind: str = "map",
     needs_corpus: bool = False,
     scale: Scaler | None = None,
+    family: str = "other",
+    baseline: bool = False,
     passes: PassCounter | None = None,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: add a method function to the registry under ``name`` (``scale``: see :class:`registry.Spec`;
@@ -75,7 +79,9 @@ def register_method(
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
-        METHOD_REGISTRY[name] = MethodSpec(name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, passes)
+        METHOD_REGISTRY[name] = MethodSpec(
+            name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline, passes
+        )
         return fn
 
     return wrap

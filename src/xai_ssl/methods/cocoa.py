@@ -135,7 +135,7 @@ def pixel_fill(encoder: Encoder, x: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 @register_method(
-    "cocoa_rise", pair_family="crop_aug", defaults={**COMMON, "num_cells": 8, "p": 0.5, "n_masks": 3000, "shared_shift": False}, n_maps=1,
+    "cocoa_rise", pair_family="crop_aug", family="perturbation", defaults={**COMMON, "num_cells": 8, "p": 0.5, "n_masks": 3000, "shared_shift": False}, n_maps=1,
     cost="n_masks forwards per image, no backward; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True,
     passes=cocoa_passes("n_masks", backward=False),
 )
@@ -170,7 +170,7 @@ def cocoa_captum(encoder: Encoder, x1: torch.Tensor, params: dict[str, Any], ctx
 
 
 @register_method(
-    "cocoa_ig", pair_family="crop_aug", defaults={**COMMON, "n_steps": 50, "ig_method": "gausslegendre"}, n_maps=1,
+    "cocoa_ig", pair_family="crop_aug", family="gradient", defaults={**COMMON, "n_steps": 50, "ig_method": "gausslegendre"}, n_maps=1,
     cost="n_steps forwards + n_steps backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True,
     passes=cocoa_passes("n_steps", backward=True),
 )
@@ -182,7 +182,7 @@ def cocoa_ig(
 
 
 @register_method(
-    "cocoa_gradshap", pair_family="crop_aug", defaults={**COMMON, "n_samples": 50, "stdevs": 0.2}, n_maps=1,
+    "cocoa_gradshap", pair_family="crop_aug", family="gradient", defaults={**COMMON, "n_samples": 50, "stdevs": 0.2}, n_maps=1,
     cost="n_samples forwards + n_samples backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True,
     passes=cocoa_passes("n_samples", backward=True),
 )

@@ -57,7 +57,7 @@ def occlusion_drop_map(
 
 
 @register_method(
-    "conditional_occlusion", pair_family="crop_aug", defaults={"window": None, "stride": None},
+    "conditional_occlusion", pair_family="crop_aug", family="occlusion", defaults={"window": None, "stride": None},
     cost="2*K^2 + 2 forwards (K = (size - window) // stride + 1), no backward", scale=window_scaler("conditional_occlusion"),
     passes=lambda p, size: Passes(2 * n_windows(p, size) + 2),
 )

@@ -40,7 +40,7 @@ def difference_similarity_map(
 
 
 @register_method(
-    "context_agnostic_occlusion", pair_family="crop_aug", defaults={"window": None, "stride": None},
+    "context_agnostic_occlusion", pair_family="crop_aug", family="occlusion", defaults={"window": None, "stride": None},
     cost="4*K^2 + 2 forwards per pair (K = (size - window) // stride + 1), no backward", scale=window_scaler("context_agnostic_occlusion"),
     passes=lambda p, size: Passes(4 * n_windows(p, size) + 2),
 )

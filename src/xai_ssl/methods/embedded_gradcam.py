@@ -52,7 +52,7 @@ def neighbour_weights(corpus: Corpus, embs: torch.Tensor, weights: torch.Tensor,
 
 
 @register_method(
-    "embedded_gradcam", pair_family="crop_aug", defaults={"corpus_size": 1000, "k": 15, "relu": False}, n_maps=1,
+    "embedded_gradcam", pair_family="crop_aug", family="cam", defaults={"corpus_size": 1000, "k": 15, "relu": False}, n_maps=1,
     cost="1 forward per image; once per job: corpus_size forwards + backwards (database)", needs_corpus=True,
     passes=lambda p, size: Passes(1, 0, int(p["corpus_size"])),  # the database's backward stops at the features
 )

@@ -152,7 +152,7 @@ def initial_images(shape: tuple[int, ...], seeds: list[int], scale: float, dtype
 
 @register_method(
     "feature_visualisation",
-    pair_family="crop_aug",
+    pair_family="crop_aug", family="other",
     defaults={
         "up_until": None,
         "objective": "score",

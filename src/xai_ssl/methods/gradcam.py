@@ -21,7 +21,7 @@ def feature_gradients(encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor) -> t
     return a1.detach(), a2.detach(), g1, g2
 
 
-@register_method("gradcam", pair_family="crop_aug", defaults={}, cost="2 forwards + 1 backward through the head",
+@register_method("gradcam", pair_family="crop_aug", family="cam", defaults={}, cost="2 forwards + 1 backward through the head",
                  passes=lambda p, size: Passes(2))
 def gradcam(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -28,9 +28,9 @@ def times_input(encoder: Encoder, x: torch.Tensor, grad: torch.Tensor) -> torch.
     return ((x - encoder.baseline_pixel) * grad).abs().amax(dim=1)
 
 
-@register_method("input_x_gradient_g", pair_family="interpolation", defaults={"guided": True}, cost="2 forwards + 1 backward (guided ReLUs)",
+@register_method("input_x_gradient_g", pair_family="interpolation", family="gradient", defaults={"guided": True}, cost="2 forwards + 1 backward (guided ReLUs)",
                  passes=lambda p, size: Passes(2, 2))
-@register_method("input_x_gradient", pair_family="interpolation", defaults={"guided": False}, cost="2 forwards + 1 backward",
+@register_method("input_x_gradient", pair_family="interpolation", family="gradient", defaults={"guided": False}, cost="2 forwards + 1 backward",
                  passes=lambda p, size: Passes(2, 2))
 def input_x_gradient(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -60,7 +60,7 @@ def interaction_cam(
 for _reduction in REDUCTIONS:
     register_method(
         f"interaction_cam_{_reduction}",
-        pair_family="crop_aug",
+        pair_family="crop_aug", family="cam",
         defaults={"reduction": _reduction, "invariance": True},
         cost="2 forwards + 1 backward through the head (+ 2 head forwards for iota)",
         passes=lambda p, size: Passes(2),

@@ -93,7 +93,7 @@ def lffi(encoder: Encoder, x1: torch.Tensor, params: dict[str, Any], ctx: Method
 
 
 @register_method(
-    "lffi_ig", pair_family="crop_aug", defaults={"n_steps": 50, "ig_method": "gausslegendre", "baseline": "zero"}, n_maps=1,
+    "lffi_ig", pair_family="crop_aug", family="gradient", defaults={"n_steps": 50, "ig_method": "gausslegendre", "baseline": "zero"}, n_maps=1,
     cost="1 + n_steps forwards and n_steps backwards per image", passes=lambda p, size: Passes(1 + int(p["n_steps"]), int(p["n_steps"])),
 )
 def lffi_ig(
@@ -104,7 +104,7 @@ def lffi_ig(
 
 
 @register_method(
-    "lffi_gradshap", pair_family="crop_aug", defaults={"n_samples": 5, "stdevs": 0.0, "baseline": "zero"}, n_maps=1,
+    "lffi_gradshap", pair_family="crop_aug", family="gradient", defaults={"n_samples": 5, "stdevs": 0.0, "baseline": "zero"}, n_maps=1,
     cost="1 + n_samples forwards and n_samples backwards per image", passes=lambda p, size: Passes(1 + int(p["n_samples"]), int(p["n_samples"])),
 )
 def lffi_gradshap(

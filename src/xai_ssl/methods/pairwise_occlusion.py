@@ -89,7 +89,7 @@ def pairwise_maps(
 
 
 @register_method(
-    "pairwise_occlusion", pair_family="crop_aug", defaults={"n_erases": 100, "scale": [0.1, 0.3], "ratio": [1.0, 1.5], "erased_pixels": "rectangle"},
+    "pairwise_occlusion", pair_family="crop_aug", family="occlusion", defaults={"n_erases": 100, "scale": [0.1, 0.3], "ratio": [1.0, 1.5], "erased_pixels": "rectangle"},
     cost="2*n_erases + 2 forwards per pair, no backward", passes=lambda p, size: Passes(2 * int(p["n_erases"]) + 2),
 )
 def pairwise_occlusion(

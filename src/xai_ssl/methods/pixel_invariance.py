@@ -23,9 +23,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
-from xai_ssl.augment import photometric_augment
 from xai_ssl.engine import cosine
 from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.methods.smooth_grad import image_seed
@@ -85,6 +83,8 @@ def erase_box(h: int, w: int, g: torch.Generator, scale: tuple[float, float], ra
 
 def augmented_copy(encoder: Encoder, x: torch.Tensor, g: torch.Generator, params: dict[str, Any]) -> torch.Tensor:
     """One a_n = RandomErasing(no-shift 'aug'(x)) for x [3, H, W] in [0, 1] (fill = the model-input zero)."""
+    from xai_ssl.augment import photometric_augment  # torchvision: imported by this method's jobs only
+
     a = photometric_augment(x, g, p_blur=0.0)  # [3, H, W]
     if bool(torch.rand((), generator=g) < float(params["erase_p"])):
         box = erase_box(x.shape[-2], x.shape[-1], g, tuple(params["erase_scale"]), tuple(params["erase_ratio"]))
@@ -152,6 +152,8 @@ def weights_to_map(w: torch.Tensor, s: int, params: dict[str, Any]) -> torch.Ten
     m = (m - m.min()) / span if span > 0 else torch.zeros_like(m)
     m = torch.where(m < float(params["threshold"]), torch.zeros_like(m), m)
     k, sigma = int(params["blur_kernel"]), float(params["blur_sigma"])
+    import torchvision.transforms.v2.functional as TF
+
     return TF.gaussian_blur(m[None], [k, k], [sigma, sigma])[0] if k > 1 else m
 
 
@@ -165,7 +167,7 @@ def pixel_invariance_one(
 
 
 @register_method(
-    "pixel_invariance", pair_family="crop_aug", defaults=DEFAULTS, n_maps=1,
+    "pixel_invariance", pair_family="crop_aug", family="perturbation", defaults=DEFAULTS, n_maps=1,
     cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate", scale=_scale,
     passes=lambda p, size: Passes(int(p["n_augmentations"]) + 1),
 )

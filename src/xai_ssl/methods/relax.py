@@ -86,7 +86,7 @@ def relax_maps(w: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> dict[str,
 
 
 @register_method(
-    "relax", pair_family="crop_aug", defaults={"num_cells": 7, "p": 0.5, "n_masks": 3000, "shift": None, "target": "self", "output": "importance"},
+    "relax", pair_family="crop_aug", family="perturbation", defaults={"num_cells": 7, "p": 0.5, "n_masks": 3000, "shift": None, "target": "self", "output": "importance"},
     n_maps=1, cost="n_masks + 1 forwards per image, no backward", scale=_scale, passes=lambda p, size: Passes(int(p["n_masks"]) + 1),
 )
 def relax(

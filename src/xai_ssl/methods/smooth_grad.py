@@ -72,10 +72,10 @@ def _passes(params: dict[str, Any], size: int) -> Passes:
 
 
 @register_method(
-    "smooth_grad_g", pair_family="interpolation", defaults={"guided": True, "n_samples": 50, "noise_level": 0.15}, cost=_COST + " (guided ReLUs)",
+    "smooth_grad_g", pair_family="interpolation", family="gradient", defaults={"guided": True, "n_samples": 50, "noise_level": 0.15}, cost=_COST + " (guided ReLUs)",
     scale=_check, passes=_passes
 )
-@register_method("smooth_grad", pair_family="interpolation", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST, scale=_check, passes=_passes)
+@register_method("smooth_grad", pair_family="interpolation", family="gradient", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST, scale=_check, passes=_passes)
 def smooth_grad(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -52,7 +52,7 @@ def invert_map(h: torch.Tensor) -> torch.Tensor:
 
 
 @register_method(
-    "vdsn", pair_family="crop_aug", defaults={"corpus_size": 10000, "invert": False}, n_maps=1,
+    "vdsn", pair_family="crop_aug", family="cam", defaults={"corpus_size": 10000, "invert": False}, n_maps=1,
     cost="2 forwards per image (explicand, retrieved image), no backward; once per job: corpus_size forwards (database)", needs_corpus=True,
     passes=lambda p, size: Passes(2, 0, int(p["corpus_size"])),
 )

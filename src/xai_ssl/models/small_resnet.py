@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from xai_ssl.models.encoder import IMAGENET_MEAN, IMAGENET_STD, Encoder
@@ -61,6 +60,8 @@ def build_small_resnet(width: int = 16, embedding_dim: int = 64, hidden_dim: int
 
 def build_resnet18(embedding_dim: int = 128, hidden_dim: int = 512, normalise: bool = True) -> Encoder:
     """Randomly initialised torchvision ResNet-18 trunk with a 512->512->128 SimCLR head (the survey's model)."""
+    import torchvision  # imported when built: other models' jobs skip its ~2 s import
+
     net = torchvision.models.resnet18(weights=None)
     trunk = nn.Sequential(*list(net.children())[:-2])  # conv1 .. layer4
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalise else (None, None)

@@ -9,10 +9,13 @@ ImageNet mean/std input normalisation (optional).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-import torchvision
 from torch import nn
+
+if TYPE_CHECKING:
+    import torchvision
 
 from xai_ssl.models.checkpoints import CheckpointError, load_strict, read_torch_file
 from xai_ssl.models.encoder import IMAGENET_MEAN, IMAGENET_STD, Encoder
@@ -23,6 +26,8 @@ VARIANTS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 def torchvision_resnet(variant: str, **kwargs: object) -> torchvision.models.ResNet:
     """A randomly initialised torchvision ResNet (no download)."""
+    import torchvision  # imported when a ResNet is built: ~2 s (it pulls torch._dynamo) that other jobs skip
+
     if variant not in VARIANTS:
         raise ValueError(f"torchvision ResNet variant must be one of {VARIANTS}, got {variant!r}")
     return getattr(torchvision.models, variant)(weights=None, **kwargs)

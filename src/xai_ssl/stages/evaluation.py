@@ -11,8 +11,10 @@ from typing import Any
 import pandas as pd
 
 from xai_ssl.io.scores_file import read_curves_attrs
+from xai_ssl.method_roles import BASELINE, baselines_last, default_families
 from xai_ssl.provenance import config_hash
 from xai_ssl.reference import write_comparison
+from xai_ssl.significance import significance_table
 from xai_ssl.tables import diagnostic_counts, na_counts, read_per_image, summary_table, table_provenance, write_tables
 
 log = logging.getLogger(__name__)
@@ -107,18 +109,23 @@ def aggregate_tables(
     methods: Sequence[str],
     directions: dict[str, str],
     title: str,
+    families: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Merge per-image scores of all methods (and shards) into the summary table and a long CSV.
 
     ``scores[i]`` and ``curves[i]`` are one shard of method ``methods[i]``. Summary: mean over images per
-    method and column (``<col>_median`` columns: the median of ``<col>``), methods in config order, columns
-    in ``directions`` order (``metrics.metric_directions``: the paper's order); the CSV also carries ``n_images`` and ``na_<col>`` (images without a value), the
-    Markdown notes partial NA counts; ``provenance`` (JSON beside the CSV) the hashes of its inputs.
+    method and column (``<col>_median`` columns: the median of ``<col>``), methods in config order with the
+    baselines last (``families``: family by config name, ``Plan.method_families``; None = the baselines by their
+    registry names), columns in ``directions`` order (``metrics.metric_directions``: the paper's order); the CSV also
+    carries ``n_images``, ``na_<col>`` (images without a value) and ``p_<col>`` (Holm-adjusted p against
+    ``random_baseline``, :mod:`xai_ssl.significance`), the Markdown notes partial NA counts and marks the means
+    not distinguishable from random; ``provenance`` (JSON beside the CSV) the hashes of its inputs.
     """
     if not len(scores) == len(curves) == len(methods):
         raise ValueError("aggregate_tables: one scores file, one curves file and one method name per shard")
     per_image = read_per_image([Path(p) for p in scores], list(methods))
-    order = list(dict.fromkeys(methods))
+    families = default_families(list(dict.fromkeys(methods))) if families is None else families
+    order = baselines_last(list(methods), families)
     table = summary_table(per_image, directions, order)
     shard_attrs = [read_curves_attrs(p) for p in curves]
     counts = diagnostic_counts(shard_attrs, list(methods), order)
@@ -126,9 +133,24 @@ def aggregate_tables(
         if row.any():
             log.info("%s: bad-number counts %s", method, {k: int(v) for k, v in row.items() if v})
     record = table_provenance(shard_attrs, [Path(p) for p in scores], list(methods))
+    significance = significance_table(per_image, [c for c in directions if c in per_image.columns], order)
     write_tables(table, per_image, directions, Path(csv), Path(md), Path(long), title,
-                 na=na_counts(per_image, directions, order), counts=counts, provenance=record, provenance_path=Path(provenance))
+                 na=na_counts(per_image, directions, order), counts=counts, provenance=record, provenance_path=Path(provenance),
+                 significance=significance, baselines=[m for m in order if families.get(m) == BASELINE],
+                 notes=mask_notes(shard_attrs, list(methods), directions))
     return table
+
+
+def mask_notes(shard_attrs: Sequence[dict[str, Any]], methods: Sequence[str], directions: dict[str, str]) -> list[str]:
+    """A note below the table when some explained images of a dataset with masks have none (their localisation is NA)."""
+    if not methods or not any(c.startswith(("PG_", "TKI_", "RRA_", "RMA_")) for c in directions):
+        return []
+    first = methods[0]  # every method explains the same images
+    missing = sum(int(a.get("diagnostics", {}).get("images_without_mask", 0)) for a, m in zip(shard_attrs, methods) if m == first)
+    if not missing:
+        return []
+    log.warning("%d explained image(s) have no mask: their localisation columns are NA (see the make_pairs log)", missing)
+    return [f"Localisation (PG, TKI, RRA, RMA): {missing} explained image(s) have no mask; their cells are NA and the means skip them (listed in the make_pairs log)."]
 
 
 def compare_reference(scores: str, reference: str, csv: str, md: str, reference_model: str, title: str) -> pd.DataFrame:
