@@ -300,3 +300,13 @@ def test_configured_method_and_similarity(run: dict) -> None:
     a, b = v.pair("interpolation")
     assert api.similarity(enc, [v, v], family="interpolation").shape == (2,)
     assert float(api.similarity(enc, [v], family="interpolation")[0]) == pytest.approx(float(api.similarity(enc, a, b)), rel=1e-5)
+
+
+def test_views_refuse_files_above_the_pixel_limit(tmp_path: Path) -> None:
+    from helpers import png_bomb
+    from xai_ssl.data.records import DataError
+
+    bomb = png_bomb(tmp_path / "bomb.png", 3000)
+    with pytest.raises(DataError, match=r"bomb.png: 3000×3000 = 9000000 pixels, more than the limit of 1000000"):
+        api.views(bomb, 32, max_pixels=1_000_000)
+    assert api.views(png_bomb(tmp_path / "small.png", 40), 32, max_pixels=1_000_000).image_id == "small"
