@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from xai_ssl.config import ConfigError, validate_config
+from xai_ssl.config import ConfigError, startup_problems, validate_config
 from xai_ssl.hardware import nvidia_gpu_visible, torch_job_resources
 from xai_ssl.plan import Plan, alternatives, read_checksums
 
@@ -12,6 +12,15 @@ try:
     validate_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
 except ConfigError as exc:
     raise WorkflowError(f"Invalid configuration: {exc}") from None
+
+
+# What only a real run needs (a dry run may show the DAG first): CUDA when device is cuda and the jobs run here
+# (with a cluster executor the compute nodes have the GPU, and a job without one says so), the ImageNet data.
+onstart:
+    problems = startup_problems(config, local=workflow.local_exec)
+    if problems:
+        raise WorkflowError("Invalid configuration for this run:\n  " + "\n  ".join(problems))
+
 
 PLAN = Plan(
     config,

@@ -75,6 +75,9 @@ rule index_dataset:
         source=lookup(dpath="datasets/{dataset}/source", within=config),
         root=PLAN.dataset_root,
         on_bad_image=lookup(dpath="datasets/{dataset}/on_bad_image", within=config),
+        max_image_pixels=lookup(dpath="datasets/{dataset}/max_image_pixels", within=config),
+        # the folder's content (names, sizes, mtimes of its images), computed at DAG time: a changed image reruns the index
+        content=PLAN.dataset_content,
         code=PLAN.code("index_dataset"),
     wildcard_constraints:
         dataset=alternatives(PLAN.indexed_datasets),
@@ -88,7 +91,8 @@ rule index_dataset:
 
 
 # ImageNet validation: the first n_images by file name from the user's folder (indexed in place) or tar (only
-# those members are extracted to images/). The path is a parameter, not an input, so a dry run needs no data.
+# those members are extracted to images/). The path is a parameter, not an input, so a dry run needs no data;
+# its content (file names, sizes, mtimes; the tar's size and mtime) is a parameter too, so a change reruns it.
 rule prepare_imagenet_val:
     output:
         index="results/data/{dataset}/index.csv",
@@ -97,6 +101,7 @@ rule prepare_imagenet_val:
         path=PLAN.dataset_path,
         n_images=lookup(dpath="datasets/{dataset}/n_images", within=config),
         pattern=PLAN.dataset_key("pattern"),
+        content=PLAN.dataset_content,
         code=PLAN.code("prepare_imagenet_val"),
     wildcard_constraints:
         dataset=alternatives(PLAN.imagenet_datasets),
@@ -119,6 +124,7 @@ rule make_pairs:
         n_images=lookup(dpath="datasets/{dataset}/n_images", within=config),
         image_size=lookup(dpath="datasets/{dataset}/image_size", within=config),
         crop_scale=lookup(dpath="datasets/{dataset}/view_crop_scale", within=config),
+        max_image_pixels=lookup(dpath="datasets/{dataset}/max_image_pixels", within=config),
         seed=config["seed"],
         progress=config["progress"],
         code=PLAN.code("make_pairs"),

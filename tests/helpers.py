@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from xai_ssl.models.encoder import Encoder
-from xai_ssl.models.registry import build_architecture
+from xai_ssl.models.registry import build_architecture, save_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 # XAI_SSL_SHARED_DATA: the shared data for runs from a copy of the checkout (mutation testing, docs/mutation-testing.md)
@@ -193,3 +193,38 @@ MASK_MISPLACEMENTS = {
     "2 px up": lambda m: m.roll(-2, -2),
 }
 
+# ---------- the live demo and uploads
+
+DEMO_ARCH = {"width": 4, "embedding_dim": 8, "hidden_dim": 16}
+
+
+def demo_config(**demo: object) -> dict:
+    """The default config with a ``demo`` section."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["demo"] = dict(demo)
+    return config
+
+
+def prepare_model(results: Path, name: str = "simclr_small") -> Path:
+    """A tiny random small_resnet as the prepared encoder of ``name``."""
+    torch.manual_seed(0)
+    path = results / "models" / name / "encoder.pt"
+    save_encoder(build_architecture("small_resnet", **DEMO_ARCH).eval(), path, "small_resnet", DEMO_ARCH)
+    return path
+
+
+def png_bomb(path: Path, side: int) -> Path:
+    """A real greyscale PNG of side × side zero pixels whose compressed file is tiny (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)  # filter byte + pixels
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,39 @@ def _alternative(schema: dict[str, Any]) -> str:
     return text
 
 
+MAX_CONFIG_NODES = 100_000  # values, list items and dict entries of a config once YAML aliases are expanded
+MAX_MESSAGE_CHARS = 300  # of a value rendered in a validation message
+
+
+def _check_size(config: Any, budget: int = MAX_CONFIG_NODES) -> None:
+    """Refuse a config with more than ``budget`` nodes once YAML aliases are expanded (an alias bomb: ``seed: *a``
+    where ``a`` nests lists of lists), before anything renders or copies it; names the key that holds it.
+
+    The walk stops at the budget, so it costs at most ``budget`` steps however large the expansion.
+    """
+    count = 0
+    stack: list[tuple[Any, tuple[str, ...]]] = [(config, ())]  # (node, dict-key path)
+    while stack:
+        node, path = stack.pop()
+        count += 1
+        if count > budget:
+            raise ConfigError(
+                f"config key '{_key(path)}': the value has more than {budget} items once YAML aliases (&name / *name) are "
+                f"expanded (an alias bomb?); write the value out"
+            )
+        if isinstance(node, dict):
+            stack.extend((v, (*path, str(k))) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, path) for v in node)
+
+
+def _bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (values rendered into messages can be long)."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
-    msg = f"config key '{_key(error.absolute_path)}': {error.message}"
+    msg = f"config key '{_key(error.absolute_path)}': {_bounded(error.message)}"
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and "properties" in schema:
         msg += f"; accepted keys: {sorted(schema['properties'])}"
@@ -76,7 +107,13 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
 
 
 def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH, check_paths: bool = True) -> dict[str, Any]:
-    """Validate ``config`` in place (defaults filled) and cross-check names; raise ConfigError on the first problem."""
+    """Validate ``config`` in place (defaults filled) and cross-check names; raise ConfigError on the first problem.
+
+    With ``check_paths``, the dataset folders are looked at too: they must exist, and the explained split (and
+    a trained model's split) must exist and hold at least ``n_images`` images and ``n_shards`` shards (counted from
+    the file listing: ``parameters.jsonl`` rows or image files; nothing is decoded).
+    """
+    _check_size(config)
     validator_cls = _with_defaults(jsonschema.Draft202012Validator)
     errors = sorted(validator_cls(load_schema(schema_path)).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -131,6 +168,12 @@ def method_registry_name(config: dict[str, Any], method: str) -> str:
     return config["methods"][method].get("method", method)
 
 
+def method_params(config: dict[str, Any], method: str, model: str | None = None) -> dict[str, Any]:
+    """The configured parameters of a method, with its per-model overrides (``model_params``) for ``model``."""
+    entry = config["methods"][method]
+    return {**entry.get("params", {}), **(entry.get("model_params", {}).get(model, {}) if model is not None else {})}
+
+
 def _check_conflicts(config: dict[str, Any]) -> None:
     """Settings that are each valid but conflict (refused before any job starts)."""
     for name, ds in config["datasets"].items():
@@ -158,6 +201,63 @@ def _check_conflicts(config: dict[str, Any]) -> None:
             raise ConfigError(f"config key 'models.{name}.train_split': dataset {m['train_dataset']!r} generates no {split!r} images; accepted: splits with images or null")
 
 
+GENERATED_SPLITS = ("train", "validation", "test")
+
+
+def split_sizes_of(config: dict[str, Any], name: str, check_paths: bool) -> dict[str | None, int] | None:
+    """Images per split of dataset ``name`` before any job runs: generated sizes, or counted in the user's folder
+    (``check_paths``); None when unknown until a job runs (archives, ImageNet)."""
+    ds = config["datasets"][name]
+    if ds["source"] == "synthetic_two4two":
+        gen = ds.get("generate", {})
+        return {s: int(gen.get(s, 0)) for s in GENERATED_SPLITS if int(gen.get(s, 0)) > 0}
+    if check_paths and ds["source"] in ("two4two", "image_folder") and ds.get("path") and Path(ds["path"]).is_dir():
+        from xai_ssl.data.manifest import split_sizes
+
+        return split_sizes(ds["source"], Path(ds["path"]))
+    return None
+
+
+def _images_in(sizes: dict[str | None, int], split: str | None) -> int:
+    return sum(sizes.values()) if split is None else sizes.get(split, 0)
+
+
+def _where(split: str | None) -> str:
+    return "the dataset" if split is None else f"split {split!r}"
+
+
+def _check_split_sizes(config: dict[str, Any], check_paths: bool) -> None:
+    """The explained split exists and holds n_images images and n_shards shards; a trained model's split exists."""
+    sizes_of = {name: split_sizes_of(config, name, check_paths) for name in config["datasets"]}
+    for name, ds in config["datasets"].items():
+        sizes = sizes_of[name]
+        split = ds.get("split")
+        if ds["source"] == "two4two_archive" and split is not None and ds.get("extract_splits") is not None and split not in ds["extract_splits"]:
+            raise ConfigError(f"config key 'datasets.{name}.split': {split!r} is not extracted; accepted: {sorted(ds['extract_splits'])} (extract_splits) or null")
+        if sizes is None:
+            continue
+        if split is not None and split not in sizes:
+            raise ConfigError(f"config key 'datasets.{name}.split': {split!r} has no images in {ds.get('path') or 'the generated data'}; accepted: {sorted(str(k) for k in sizes)} or null")
+        available = _images_in(sizes, split)
+        if available == 0:
+            raise ConfigError(f"config key 'datasets.{name}.path': {ds.get('path')!r} holds no images{'' if split is None else f' in split {split!r}'}")
+        n_images = ds.get("n_images")
+        if n_images is not None and n_images > available:
+            raise ConfigError(f"config key 'datasets.{name}.n_images': {n_images} images requested, but {_where(split)} has {available} images; accepted: 1..{available} or null")
+        explained = available if n_images is None else n_images
+        if ds["n_shards"] > explained:
+            raise ConfigError(
+                f"config key 'datasets.{name}.n_shards': {ds['n_shards']} shards for the {explained} explained images of {_where(split)}; "
+                f"accepted: 1..{explained} (no empty shards)"
+            )
+    for name, m in config["models"].items():
+        if m["source"] != "simclr_trained" or m.get("train_split") is None or m["train_dataset"] not in sizes_of:
+            continue
+        sizes = sizes_of[m["train_dataset"]]
+        if sizes is not None and m["train_split"] not in sizes:
+            raise ConfigError(f"config key 'models.{name}.train_split': dataset {m['train_dataset']!r} has no {m['train_split']!r} images; accepted: {sorted(str(k) for k in sizes)} or null")
+
+
 def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
     run = config["run"]
     _check_conflicts(config)
@@ -175,6 +275,9 @@ def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
             raise ConfigError(f"config key 'datasets.{name}.pattern': only for source 'imagenet_val', not {ds['source']!r}")
         if ds["source"] in ("image_folder", "imagenet_val") and ds.get("split") not in (None,):
             ds["split"] = None  # image folders and ImageNet val have no splits
+        if check_paths and ds["source"] == "two4two_archive" and not ds.get("url") and not Path(ds["archive"]).is_file():
+            raise ConfigError(f"config key 'datasets.{name}.archive': {ds['archive']!r} does not exist and 'url' is null; place the tar there, or set 'url'")
+    _check_split_sizes(config, check_paths)
     made_by: dict[str, tuple[str, str]] = {}  # checkpoint file -> (model, url) of the rule that makes it
     for name, m in config["models"].items():
         if m["source"] != "simclr_trained":
@@ -227,3 +330,42 @@ def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
                 METRIC_REGISTRY[name].resolve_params(config["metrics"][name]["params"], size)
             except (KeyError, ValueError) as exc:
                 raise ConfigError(f"config key 'metrics.{name}.params': {exc.args[0]}") from exc
+
+
+def cuda_is_available() -> bool:
+    """Whether torch sees a CUDA device here (an NVIDIA driver first, without importing torch; else torch, e.g. ROCm)."""
+    from xai_ssl.hardware import nvidia_gpu_visible
+
+    if nvidia_gpu_visible():
+        return True
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def used_datasets(config: dict[str, Any]) -> list[str]:
+    """Datasets a run reads: the explained ones and those the run's trained models learn from."""
+    models = config["models"]
+    trained = [models[m]["train_dataset"] for m in config["run"]["models"] if models[m]["source"] == "simclr_trained"]
+    return list(dict.fromkeys([*config["run"]["datasets"], *trained]))
+
+
+def startup_problems(config: dict[str, Any], local: bool, cuda_available: Callable[[], bool] = cuda_is_available) -> list[str]:
+    """What stops a real run (not a dry run) before any job starts, with the config key of each problem.
+
+    ``local``: the jobs run on this machine (no cluster executor), so ``device: cuda`` needs CUDA here; on a
+    cluster the GPU is on the compute nodes, and a job without one says so itself. An ImageNet ``path`` may
+    be missing for a dry run (to see the DAG before the data is in place), not for a run.
+    """
+    problems = []
+    device = str(config.get("device", "auto"))
+    if local and device.startswith("cuda") and not cuda_available():
+        problems.append(
+            f"config key 'device': {device!r}, but this machine has no CUDA device (torch.cuda.is_available() is False); "
+            f"accepted here: 'auto' or 'cpu' (or run with a cluster profile whose jobs get a GPU)"
+        )
+    for name in used_datasets(config):
+        ds = config["datasets"][name]
+        if ds["source"] == "imagenet_val" and ds.get("path") and not Path(ds["path"]).exists():
+            problems.append(f"config key 'datasets.{name}.path': {ds['path']!r} does not exist; set it to a folder of {ds.get('pattern') or 'ILSVRC2012_val_*.JPEG'} files or to ILSVRC2012_img_val.tar")
+    return problems

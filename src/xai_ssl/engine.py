@@ -12,9 +12,9 @@ visualisation, the metrics that re-run a method (max-sensitivity, randomisation)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -24,8 +24,15 @@ from xai_ssl.seeding import derive_seed
 
 if TYPE_CHECKING:  # types only: the engine imports no method or metric module
     from xai_ssl.io.pairs_file import Pairs
-    from xai_ssl.methods.base import MethodSpec
     from xai_ssl.models.encoder import Encoder
+
+
+class MethodSpec(Protocol):
+    """What the engine needs of a registered method (``methods.base.MethodSpec``): its name, pair family and function."""
+
+    name: str
+    pair_family: str
+    fn: Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 CHUNK = 16  # images per method call
 

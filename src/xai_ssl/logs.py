@@ -15,7 +15,7 @@ def job_log(path: str | Path) -> Iterator[logging.Logger]:
     """Redirect logging/stdout/stderr to ``path`` for the block; exceptions are logged, then re-raised."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", buffering=1, encoding="utf-8") as fh:
+    with open(path, "w", buffering=1, encoding="utf-8", errors="backslashreplace") as fh:  # file names need not be UTF-8
         handler = logging.StreamHandler(fh)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()

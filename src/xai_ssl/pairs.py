@@ -43,9 +43,13 @@ def center_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def record_views(
-    records: Sequence[ImageRecord], size: int, seed: int, crop_scale: tuple[float, float], with_masks: bool
+    records: Sequence[ImageRecord], size: int, seed: int, crop_scale: tuple[float, float], with_masks: bool, max_pixels: int | None = None
 ) -> Iterator[tuple[dict[str, torch.Tensor], np.ndarray | None]]:
-    """The views (and the centred mask, when ``with_masks``) of every record, in order."""
+    """The views (and, when ``with_masks``, the centred mask of every record that has one, else None) of every record, in order.
+
+    ``max_pixels``: files declaring more pixels are refused before decoding (``data.images.check_pixel_limit``).
+    """
     for rec in records:
-        views = make_views(load_rgb(rec.path), size, seed, rec.image_id, crop_scale)
-        yield views, (center_mask(load_mask(rec.mask_path), size) if with_masks else None)
+        views = make_views(load_rgb(rec.path, max_pixels), size, seed, rec.image_id, crop_scale)
+        has_mask = with_masks and rec.mask_path is not None
+        yield views, (center_mask(load_mask(rec.mask_path, max_pixels), size) if has_mask else None)

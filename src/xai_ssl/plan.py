@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from xai_ssl.data.manifest import USER_SOURCES, dataset_content
 from xai_ssl.fingerprint import rule_fingerprint
 from xai_ssl.models.simclrv2 import TF_CHECKPOINT_NAME
 
@@ -66,6 +67,7 @@ class Plan:
         self.archive_datasets = [d for d, c in datasets.items() if c["source"] == "two4two_archive"]
         self.archive_downloads = {datasets[d]["archive"]: d for d in self.archive_datasets if datasets[d].get("url")}
         self.reference_models = [m for m, c in models.items() if c.get("reference")]
+        self._content: dict[str, str] = {}  # dataset -> content manifest (computed when a rule first asks)
 
     # --- datasets ---------------------------------------------------------------------------------
     def shards(self, dataset: str) -> list[int]:
@@ -85,6 +87,18 @@ class Plan:
         """Folder the index is built from."""
         files = self.dataset_files(wildcards)
         return files["files"] if files else str(Path(self.config["datasets"][wildcards.dataset]["path"]).resolve())
+
+    def dataset_content(self, wildcards: Any) -> str:
+        """The ``content`` parameter of a dataset's index: a manifest of its folder (names, sizes, mtimes), computed once.
+
+        Generated and extracted folders are rule outputs (their producing job reruns what follows), so they get a constant.
+        """
+        c = self.config["datasets"][wildcards.dataset]
+        if c["source"] not in USER_SOURCES:
+            return "made by the workflow"
+        if wildcards.dataset not in self._content:
+            self._content[wildcards.dataset] = dataset_content(c["source"], Path(c["path"]).resolve(), c.get("pattern"))
+        return self._content[wildcards.dataset]
 
     def dataset_path(self, wildcards: Any) -> str:
         """The user's folder or tar of an ImageNet validation dataset (absolute)."""
@@ -217,8 +231,9 @@ class Plan:
 
     def method_params(self, wildcards: Any) -> dict[str, Any]:
         """The configured parameters of a method, with its per-model overrides for this model."""
-        entry = self.config["methods"][wildcards.method]
-        return {**entry.get("params", {}), **entry.get("model_params", {}).get(wildcards.model, {})}
+        from xai_ssl.config import method_params
+
+        return method_params(self.config, wildcards.method, wildcards.model)
 
     def metric_params(self, wildcards: Any = None) -> dict[str, dict[str, Any]]:
         """Parameters of every metric that is run."""

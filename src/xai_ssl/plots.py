@@ -15,12 +15,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from xai_ssl.io.atomic import atomic_path  # noqa: E402
 from xai_ssl.method_roles import BASELINE, BASELINE_ORDER, FAMILY_LABELS, FAMILY_ORDER, default_families  # noqa: E402
+from xai_ssl.overlay import normalised_map  # noqa: E402
 from xai_ssl.significance import RANDOM_BASELINE  # noqa: E402
 
 CURVE_PANELS = (("SI", "simultaneous insertion ↑"), ("SD", "simultaneous deletion ↓"), ("CI", "conditional insertion ↑"), ("CD", "conditional deletion ↓"))
@@ -28,13 +28,6 @@ CURVE_PANELS = (("SI", "simultaneous insertion ↑"), ("SD", "simultaneous delet
 
 def _image(x: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).clamp(0, 1).numpy()
-
-
-def _normalised_map(m: torch.Tensor, size: int) -> np.ndarray:
-    """Bilinear resize to the image size and min-max to [0, 1] (display only)."""
-    up = F.interpolate(m[None, None].float(), size=(size, size), mode="bilinear", align_corners=False)[0, 0]
-    lo, hi = up.min(), up.max()
-    return ((up - lo) / (hi - lo) if hi > lo else torch.zeros_like(up)).numpy()
 
 
 def attribution_grid(
@@ -67,7 +60,7 @@ def attribution_grid(
                 ax = axes[1 + j, 2 * r + k]
                 ax.imshow(_image(img))
                 if m is not None:
-                    ax.imshow(_normalised_map(m, size), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+                    ax.imshow(normalised_map(m, size), cmap="jet", alpha=0.5, vmin=0, vmax=1)
     axes[0, 0].set_ylabel("images", fontsize=8)
     for j, name in enumerate(names):
         axes[1 + j, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")

@@ -36,11 +36,10 @@ def read_reference(path: Path | str, model: str) -> pd.DataFrame:
 
 
 def read_scores(path: Path | str) -> pd.DataFrame:
-    """Our scores table (``results/tables/<dataset>/<model>/scores.csv``), indexed by method."""
-    ours = _read(path)
-    if "method" not in ours.columns:
-        raise ValueError(f"{path}: scores table has no 'method' column")
-    return ours.set_index("method")
+    """Our scores table (``results/tables/<dataset>/<model>/scores.csv``), indexed by method; a damaged one is named."""
+    from xai_ssl.io.tables_file import read_csv_output
+
+    return read_csv_output(path, "scores table", ["method"], na_values=["NA"], keep_default_na=False).set_index("method")
 
 
 def compare(ours: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,13 @@ from xai_ssl.metrics import MetricContext, MetricSpec
 from xai_ssl.models.encoder import Encoder
 
 MIN_NORM = 1e-8  # embeddings with a smaller L2 norm count as zero (cosine eps of methods.base.cosine)
+
+
+def resolve_metrics(metrics: Mapping[str, dict[str, Any] | None], image_size: int) -> list[tuple[MetricSpec, dict[str, Any]]]:
+    """(spec, resolved parameters) of every metric named in ``metrics`` (name -> parameters), as the config resolves them."""
+    from xai_ssl.metrics import get_metric
+
+    return [(get_metric(name), get_metric(name).resolve_params(params, image_size)) for name, params in metrics.items()]
 
 
 def score_attributions(
@@ -74,6 +82,7 @@ def score_attributions(
             cache=cache,
             corpus=corpus,  # reference images of methods with needs_corpus (re-run by MS / RAND)
             masks=torch.from_numpy(pairs.mask1[sl]) if pairs.mask1 is not None else None,  # [b, S, S] labels of x1
+            has_masks=torch.from_numpy(np.asarray(pairs.has_mask1[sl], dtype=bool)) if pairs.mask1 is not None and pairs.has_mask1 is not None else None,  # [b]
         )
         m2 = attributions.map2[sl].to(device) if attributions.map2 is not None else None
         x1, x2, m1 = a[sl].to(device), b[sl].to(device), attributions.map1[sl].to(device)
@@ -107,6 +116,9 @@ def score_attributions(
         c[excluded] = np.nan
     table.insert(0, "image_id", list(attributions.image_ids))
     if diagnostics is not None:
+        without_mask = int((~np.asarray(pairs.has_mask1, dtype=bool)).sum()) if pairs.mask1 is not None and pairs.has_mask1 is not None else 0
+        if without_mask:  # a dataset with masks, some images lacking theirs (localisation NA for those)
+            diagnostics["images_without_mask"] = without_mask
         diagnostics.update(
             n_images=int(n),
             nonfinite_maps=int(flags["nonfinite"].sum()),

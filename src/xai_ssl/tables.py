@@ -177,12 +177,13 @@ def write_tables(
     provenance_path: Path | None = None,
     significance: Significance | None = None,
     baselines: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> None:
     """Write the summary as CSV (with ``na_<col>``, bad-number ``counts`` and Holm-adjusted ``p_<col>`` when given) and Markdown, and all per-image values as one long CSV.
 
     The Markdown marks and notes significance and baselines as :func:`to_markdown`.
 
-    With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
+    ``notes`` are paragraphs added below the table (e.g. images without a mask). With ``provenance``, the Markdown ends with a provenance line and the same is written as JSON
     at ``provenance_path`` (default: beside the CSV, ``scores.csv`` -> ``scores.provenance.json``).
     """
     outs = [Path(p) for p in (csv, md, long_csv)]
@@ -194,7 +195,7 @@ def write_tables(
         if significance is not None and significance.available:  # p values as text, 4 significant digits (%.6f would print 0.000000)
             wide = wide.join(significance.p.apply(lambda col: col.map(lambda v: "NA" if not np.isfinite(v) else f"{v:.4g}")))
         wide.to_csv(tmps[0], na_rep="NA", float_format="%.6f")
-        text = to_markdown(table, directions, title, na, significance, baselines)
+        text = to_markdown(table, directions, title, na, significance, baselines) + "".join(f"\n{note}\n" for note in notes)
         if provenance is not None:
             text += f"\nProvenance: config hash {provenance['config_hash']}, code {', '.join(provenance['code_version'])}, seed {', '.join(map(str, provenance['seed']))}.\n"
             tmps[3].write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")

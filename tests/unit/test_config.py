@@ -103,6 +103,11 @@ def test_image_folder_path_must_exist(cfg: dict[str, Any], tmp_path: Path) -> No
     cfg["datasets"]["photos"] = {"source": "image_folder", "path": str(missing)}
     raises(cfg, "datasets.photos.path", "does not exist", str(missing))
     cfg["datasets"]["photos"]["path"] = str(tmp_path)
+    raises(cfg, "datasets.photos.path", "no images")  # an empty folder: refused before any job (issue 20)
+    from PIL import Image
+
+    for i in range(8):  # n_images defaults to 8
+        Image.new("RGB", (4, 4)).save(tmp_path / f"{i}.png")
     validate_config(cfg)
     assert cfg["datasets"]["photos"]["split"] is None  # image folders have no splits
 

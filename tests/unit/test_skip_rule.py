@@ -60,13 +60,13 @@ def test_never_collected_either():
 '''
 
 
-def run_pytest(args: list[str], cwd: Path, ci: bool, shared: Path, extra_path: list[Path] = ()) -> tuple[int, dict[str, tuple[str, str]], str]:
-    """pytest in a subprocess: exit code, {test name: (outcome, message)} from its JUnit XML, and its output."""
+def run_pytest(args: list[str], cwd: Path, ci: bool, shared: Path, out: Path, extra_path: list[Path] = ()) -> tuple[int, dict[str, tuple[str, str]], str]:
+    """pytest in a subprocess in ``cwd``: exit code, {test name: (outcome, message)} from its JUnit XML (in ``out``), its output."""
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env.update(XAI_SSL_SHARED_DATA=str(shared), OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(map(str, [*extra_path, REPO / "src", REPO / "tests"])))
     if ci:
         env["CI"] = "true"
-    xml = cwd / f"junit-{int(ci)}-{len(list(cwd.glob('junit-*')))}.xml"
+    xml = out / f"junit-{int(ci)}.xml"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--continue-on-collection-errors", f"--junitxml={xml}", *args],
         check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
@@ -91,7 +91,7 @@ def test_helpers_skip_outside_ci_and_fail_in_ci(tmp_path: Path) -> None:
     (tmp_path / "test_importorskip.py").write_text(IMPORTORSKIP)  # a skip that bypasses the helpers
     shared = tmp_path / "shared"
     shared.mkdir()
-    code, local, out = run_pytest(["test_generated.py", "test_module_level.py", "test_importorskip.py"], tmp_path, ci=False, shared=shared)
+    code, local, out = run_pytest(["test_generated.py", "test_module_level.py", "test_importorskip.py"], tmp_path, ci=False, shared=shared, out=tmp_path)
     assert code == 0, out
     assert local["test_package"][0] == "skipped" and "xai_ssl_absent_package" in local["test_package"][1], local
     assert local["test_data"][0] == "skipped" and str(shared / "absent-folder") in local["test_data"][1], local
@@ -100,7 +100,7 @@ def test_helpers_skip_outside_ci_and_fail_in_ci(tmp_path: Path) -> None:
     assert "test_never_collected" not in local and any("xai_ssl_absent_package" in m for o, m in local.values() if o == "skipped")
     assert any("xai_ssl_other_absent_package" in m for o, m in local.values() if o == "skipped")
 
-    code, ci, out = run_pytest(["test_generated.py", "test_module_level.py", "test_importorskip.py"], tmp_path, ci=True, shared=shared)
+    code, ci, out = run_pytest(["test_generated.py", "test_module_level.py", "test_importorskip.py"], tmp_path, ci=True, shared=shared, out=tmp_path)
     assert code != 0
     assert ci["test_package"][0] == "failure" and "xai_ssl_absent_package" in ci["test_package"][1], ci
     assert ci["test_data"][0] == "failure" and "absent-folder" in ci["test_data"][1], ci
@@ -116,12 +116,12 @@ def test_real_modules_fail_in_ci_without_captum_or_shared_data(tmp_path: Path) -
     (fake / "captum").mkdir(parents=True)
     (fake / "captum" / "__init__.py").write_text("raise ModuleNotFoundError('captum is broken (a test of the skip rule)', name='captum')\n")
     args = ["tests/unit/methods/test_survey_methods.py", "tests/unit/data/test_two4two.py"]
-    code, local, out = run_pytest(args, REPO, ci=False, shared=tmp_path / "absent", extra_path=[fake])
+    code, local, out = run_pytest(args, REPO, ci=False, shared=tmp_path / "absent", out=tmp_path, extra_path=[fake])
     assert code == 0, out
     skipped = [m for o, m in local.values() if o == "skipped"]
     assert any("captum" in m for m in skipped) and any(str(tmp_path / "absent" / "two4two-mini") in m for m in skipped), local
     assert {o for o, _ in local.values()} <= {"skipped", "passed"}
-    code, ci, out = run_pytest(args, REPO, ci=True, shared=tmp_path / "absent", extra_path=[fake])
+    code, ci, out = run_pytest(args, REPO, ci=True, shared=tmp_path / "absent", out=tmp_path, extra_path=[fake])
     assert code != 0
     assert any(o == "error" and "captum is broken" in m for o, m in ci.values()), ci
     assert any(o in ("failure", "error") and "two4two-mini" in m for o, m in ci.values()), ci

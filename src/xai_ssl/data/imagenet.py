@@ -23,6 +23,7 @@ import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from xai_ssl.data.image_folder import SkippedEntry, walk_files
 from xai_ssl.data.index import write_index
 from xai_ssl.data.records import DataError, ImageRecord
 
@@ -43,14 +44,17 @@ def select_names(names: list[str], n_images: int | None, pattern: str = DEFAULT_
 
 
 def _folder_files(root: Path, pattern: str) -> dict[str, Path]:
+    """Matching files under ``root`` by base name (folder links followed once: a loop or second link is logged and skipped)."""
     found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if matches(name, pattern):
-                if name in found:
-                    raise DataError(f"{Path(dirpath) / name}: file name also at {found[name]}")
-                found[name] = Path(dirpath) / name
+    for item in walk_files(root, lambda name: matches(name, pattern)):
+        if isinstance(item, SkippedEntry):
+            log.warning("%s: %s", item.path, item.reason)
+            continue
+        rel = item[0]
+        path = root / rel
+        if rel.name in found:
+            raise DataError(f"{path}: file name also at {found[rel.name]}")
+        found[rel.name] = path
     return found
 
 

@@ -12,15 +12,9 @@ import h5py
 import numpy as np
 
 from xai_ssl.io.atomic import atomic_path
+from xai_ssl.io.damaged import DamagedFileError, rebuild_hint
 
-
-class DamagedFileError(OSError):
-    """A workflow file cannot be read (truncated, zeroed, or not what it should be); the message says how to rebuild it."""
-
-
-def rebuild_hint(path: Path | str) -> str:
-    """What to do about a damaged workflow output."""
-    return f"delete {path} and rerun snakemake (or run it with --forcerun on the rule that writes it) to rebuild it"
+__all__ = ["DamagedFileError", "atomic_h5", "get_json_attr", "open_h5", "plain_attrs", "read_strings", "rebuild_hint", "set_attrs", "write_strings"]
 
 
 @contextlib.contextmanager
@@ -42,7 +36,7 @@ def open_h5(path: Path | str, what: str = "HDF5 file") -> Iterator[h5py.File]:
         raise DamagedFileError(f"{path}: {what} cannot be opened ({exc}); {rebuild_hint(path)}") from exc
     try:
         yield f
-    except (KeyError, OSError) as exc:
+    except (KeyError, OSError) as exc:  # a dataset or attribute missing, or unreadable data
         if isinstance(exc, DamagedFileError):
             raise
         raise DamagedFileError(f"{path}: {what} is incomplete or damaged ({type(exc).__name__}: {exc}); {rebuild_hint(path)}") from exc

@@ -17,6 +17,7 @@ import pandas as pd
 
 from xai_ssl.io.atomic import atomic_path
 from xai_ssl.io.hdf5 import atomic_h5, get_json_attr, open_h5, set_attrs, write_strings
+from xai_ssl.io.tables_file import read_csv_output
 
 
 def save_scores(table: pd.DataFrame, curves: dict[str, np.ndarray], csv_path: Path | str, curves_path: Path | str, attrs: dict[str, Any]) -> None:
@@ -31,8 +32,8 @@ def save_scores(table: pd.DataFrame, curves: dict[str, np.ndarray], csv_path: Pa
 
 
 def read_scores(path: Path | str) -> pd.DataFrame:
-    """A per-image CSV as written by :func:`save_scores` (NA -> NaN, ids as strings)."""
-    return pd.read_csv(path, na_values=["NA"], keep_default_na=False, dtype={"image_id": str})
+    """A per-image CSV as written by :func:`save_scores` (NA -> NaN, ids as strings); a damaged one is named."""
+    return read_csv_output(path, "per-image scores file", ["image_id"], na_values=["NA"], keep_default_na=False, dtype={"image_id": str})
 
 
 def read_curves(paths: Sequence[Path | str]) -> dict[str, np.ndarray]:

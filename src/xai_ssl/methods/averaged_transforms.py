@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.methods.guided import guided_relu
 from xai_ssl.methods.input_x_gradient import times_input
 from xai_ssl.methods.smooth_grad import image_seed, model_input_noise, noise_sigma
@@ -65,6 +65,12 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
 
 _COST = "10 forwards (m_0 once, m_1..m_9) + one backward through them, batched over images"
 _COST_G = "18 forwards (m_0 once per j, m_1..m_9) + one backward through them (guided ReLUs), batched over images"
+def _passes(params: dict[str, Any], size: int) -> Passes:
+    """m_1..m_9 and m_0 (once, or once per step when guided) go forward and backward."""
+    n = 2 * N_STEPS if params["guided"] else N_STEPS + 1
+    return Passes(n, n)
+
+
 _VARIANTS = {
     "avg_transforms": (False, False),
     "avg_transforms_g": (True, False),
@@ -104,4 +110,5 @@ for _name, (_guided, _noise) in _VARIANTS.items():
         defaults={"guided": _guided, "add_noise": _noise, "noise_level": 0.15},
         cost=_COST_G if _guided else _COST,
         scale=_check,
+        passes=_passes,
     )(avg_transforms)

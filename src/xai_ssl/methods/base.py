@@ -12,7 +12,7 @@ from xai_ssl.engine import MethodContext
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.registry import Scaler, Spec, lookup
 
-__all__ = ["METHOD_REGISTRY", "MethodContext", "MethodFn", "MethodSpec", "get_method", "register_method"]
+__all__ = ["METHOD_REGISTRY", "MethodContext", "MethodFn", "MethodSpec", "Passes", "get_method", "register_method"]
 
 
 class MethodFn(Protocol):
@@ -21,6 +21,24 @@ class MethodFn(Protocol):
     def __call__(
         self, encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
     ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+@dataclass(frozen=True)
+class Passes:
+    """Encoder passes of a method, in images through the trunk (an image of side s at image size S counts (s/S)²).
+
+    ``forwards``/``backwards``: per explained pair; ``setup_*``: once per job (a corpus method's reference
+    images, cached afterwards). A backward counts where the gradient flows back through the whole trunk
+    (Grad-CAM's backward through the head only counts 0).
+    """
+
+    forwards: float
+    backwards: float = 0.0
+    setup_forwards: float = 0.0
+    setup_backwards: float = 0.0
+
+
+PassCounter = Callable[[dict[str, Any], int], Passes]
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class MethodSpec(Spec):
     needs_corpus: bool = False  # True: ctx.corpus must hold reference images (COCOA corpus, VDSN / embedded Grad-CAM database)
     family: str = "other"  # figure grouping: occlusion, cam, gradient, perturbation, other (baselines: "baseline")
     baseline: bool = False  # a reference map that ignores the model (random, centre, edge): tables and figures show it apart
+    passes: PassCounter | None = None  # passes(resolved params, image size) -> Passes: the cost, for time estimates (xai_ssl.cost)
 
 
 METHOD_REGISTRY: dict[str, MethodSpec] = {}
@@ -52,14 +71,16 @@ def register_method(
     scale: Scaler | None = None,
     family: str = "other",
     baseline: bool = False,
+    passes: PassCounter | None = None,
 ) -> Callable[[MethodFn], MethodFn]:
-    """Decorator: add a method function to the registry under ``name`` (``scale``: see :class:`registry.Spec`)."""
+    """Decorator: add a method function to the registry under ``name`` (``scale``: see :class:`registry.Spec`;
+    ``passes``: its encoder passes for resolved parameters and an image size, see :class:`Passes`)."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
         METHOD_REGISTRY[name] = MethodSpec(
-            name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline
+            name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline, passes
         )
         return fn
 

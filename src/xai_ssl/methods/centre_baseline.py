@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 
@@ -39,7 +39,8 @@ def centred_gaussian(height: int, width: int, sigma: float, device: torch.device
     return torch.exp(-d2 / (2 * s * s)).float()
 
 
-@register_method("centre_baseline", pair_family="crop_aug", defaults={"sigma": 0.25}, cost="0 forwards", scale=_check, baseline=True)
+@register_method("centre_baseline", pair_family="crop_aug", defaults={"sigma": 0.25}, cost="0 forwards", scale=_check, baseline=True,
+                 passes=lambda p, size: Passes(0))
 def centre_baseline(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,13 +16,14 @@ Baseline "zero" = model-input zero (the project's, the mean colour), "black" = p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from xai_ssl.engine import embed_batched
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.methods.corpus import Corpus
 from xai_ssl.methods.label_free import captum_attribution, embed_model_input, model_input_baseline
 from xai_ssl.models.encoder import Encoder
@@ -31,6 +32,17 @@ from xai_ssl.seeding import generator
 CORPUS_MODES = ("mixed", "same_class")
 FOIL_MODES = ("noise", "other_class")
 COMMON = {"corpus_size": 350, "corpus": "mixed", "foil": "noise", "foil_size": 350, "baseline": "zero"}
+
+
+def cocoa_passes(per_image: str, backward: bool) -> Callable[[dict[str, Any], int], Passes]:
+    """Passes of a COCOA variant: ``params[per_image]`` per image; the corpus and the noise foil once per job."""
+
+    def passes(params: dict[str, Any], size: int) -> Passes:
+        n = int(params[per_image])
+        setup = int(params["corpus_size"]) + (int(params["foil_size"]) if params["foil"] == "noise" else 0)
+        return Passes(n, n if backward else 0, setup)
+
+    return passes
 
 
 def unit_embeddings(encoder: Encoder, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -124,7 +136,8 @@ def pixel_fill(encoder: Encoder, x: torch.Tensor, kind: str) -> torch.Tensor:
 
 @register_method(
     "cocoa_rise", pair_family="crop_aug", family="perturbation", defaults={**COMMON, "num_cells": 8, "p": 0.5, "n_masks": 3000, "shared_shift": False}, n_maps=1,
-    cost="n_masks forwards per image, no backward; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True
+    cost="n_masks forwards per image, no backward; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True,
+    passes=cocoa_passes("n_masks", backward=False),
 )
 def cocoa_rise(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
@@ -158,7 +171,8 @@ def cocoa_captum(encoder: Encoder, x1: torch.Tensor, params: dict[str, Any], ctx
 
 @register_method(
     "cocoa_ig", pair_family="crop_aug", family="gradient", defaults={**COMMON, "n_steps": 50, "ig_method": "gausslegendre"}, n_maps=1,
-    cost="n_steps forwards + n_steps backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True
+    cost="n_steps forwards + n_steps backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True,
+    passes=cocoa_passes("n_steps", backward=True),
 )
 def cocoa_ig(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
@@ -169,7 +183,8 @@ def cocoa_ig(
 
 @register_method(
     "cocoa_gradshap", pair_family="crop_aug", family="gradient", defaults={**COMMON, "n_samples": 50, "stdevs": 0.2}, n_maps=1,
-    cost="n_samples forwards + n_samples backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True
+    cost="n_samples forwards + n_samples backwards per image; once per job: corpus_size (+ foil_size) forwards", needs_corpus=True,
+    passes=cocoa_passes("n_samples", backward=True),
 )
 def cocoa_gradshap(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 
@@ -26,6 +26,12 @@ def window_scaler(method: str) -> Callable[[dict[str, Any], int], dict[str, Any]
         return out
 
     return scale
+
+
+def n_windows(params: dict[str, Any], size: int) -> int:
+    """K² windows of an occlusion method with resolved ``window``/``stride`` at ``size`` px."""
+    k = (size - int(params["window"])) // int(params["stride"]) + 1
+    return k * k
 
 
 def occlusion_masks(size: int, window: int, stride: int, device: torch.device) -> torch.Tensor:
@@ -52,7 +58,8 @@ def occlusion_drop_map(
 
 @register_method(
     "conditional_occlusion", pair_family="crop_aug", family="occlusion", defaults={"window": None, "stride": None},
-    cost="2*K^2 forwards (K = (size - window) // stride + 1), no backward", scale=window_scaler("conditional_occlusion")
+    cost="2*K^2 + 2 forwards (K = (size - window) // stride + 1), no backward", scale=window_scaler("conditional_occlusion"),
+    passes=lambda p, size: Passes(2 * n_windows(p, size) + 2),
 )
 def conditional_occlusion(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

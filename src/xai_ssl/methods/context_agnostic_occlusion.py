@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, register_method
-from xai_ssl.methods.conditional_occlusion import occlusion_masks, window_scaler
+from xai_ssl.methods.base import MethodContext, Passes, register_method
+from xai_ssl.methods.conditional_occlusion import n_windows, occlusion_masks, window_scaler
 from xai_ssl.models.encoder import Encoder
 
 
@@ -41,7 +41,8 @@ def difference_similarity_map(
 
 @register_method(
     "context_agnostic_occlusion", pair_family="crop_aug", family="occlusion", defaults={"window": None, "stride": None},
-    cost="4*K^2 + 2 forwards per pair (K = (size - window) // stride + 1), no backward", scale=window_scaler("context_agnostic_occlusion")
+    cost="4*K^2 + 2 forwards per pair (K = (size - window) // stride + 1), no backward", scale=window_scaler("context_agnostic_occlusion"),
+    passes=lambda p, size: Passes(4 * n_windows(p, size) + 2),
 )
 def context_agnostic_occlusion(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

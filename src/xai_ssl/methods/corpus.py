@@ -29,6 +29,20 @@ class Corpus:
     labels_by_id: dict[str, str | None] = field(default_factory=dict)  # every indexed image (explicands too)
     _cache: dict[Any, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def from_images(cls, images: torch.Tensor, ids: list[str] | None = None, labels: list[str | None] | None = None, seed: int = 0, source: str = "given") -> Corpus:
+        """A corpus of images [R, 3, S, S] (floats in [0, 1] or uint8; floats are rounded to 8 bits as stored views are)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"corpus: expected images [R, 3, S, S], got shape {tuple(images.shape)}")
+        if images.dtype != torch.uint8:
+            images = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+        n = images.shape[0]
+        ids = list(ids) if ids is not None else [f"corpus-{i}" for i in range(n)]
+        labels = list(labels) if labels is not None else [None] * n
+        if len(ids) != n or len(labels) != n:
+            raise ValueError(f"corpus: {n} images but {len(ids)} ids and {len(labels)} labels")
+        return cls(images.cpu(), ids, labels, source, int(seed), dict(zip(ids, labels, strict=True)))
+
     def __len__(self) -> int:
         """Number of reference images."""
         return len(self.ids)

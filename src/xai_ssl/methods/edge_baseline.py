@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -36,7 +36,7 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((g * g).sum(1))
 
 
-@register_method("edge_baseline", pair_family="crop_aug", defaults={}, cost="0 forwards", baseline=True)
+@register_method("edge_baseline", pair_family="crop_aug", defaults={}, cost="0 forwards", baseline=True, passes=lambda p, size: Passes(0))
 def edge_baseline(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

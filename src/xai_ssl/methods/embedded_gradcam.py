@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.methods.corpus import Corpus
 from xai_ssl.models.encoder import Encoder
 
@@ -53,7 +53,8 @@ def neighbour_weights(corpus: Corpus, embs: torch.Tensor, weights: torch.Tensor,
 
 @register_method(
     "embedded_gradcam", pair_family="crop_aug", family="cam", defaults={"corpus_size": 1000, "k": 15, "relu": False}, n_maps=1,
-    cost="1 forward per image; once per job: corpus_size forwards + backwards (database)", needs_corpus=True
+    cost="1 forward per image; once per job: corpus_size forwards + backwards (database)", needs_corpus=True,
+    passes=lambda p, size: Passes(1, 0, int(p["corpus_size"])),  # the database's backward stops at the features
 )
 def embedded_gradcam(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

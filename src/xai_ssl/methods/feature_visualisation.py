@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 OBJECTIVES = ("score", "feature")
@@ -56,6 +56,14 @@ def octave_sizes(size: int, octaves: int, scale: float, min_size: int) -> list[i
     while len(sizes) < octaves and round(sizes[-1] / scale) >= min_size:
         sizes.append(round(sizes[-1] / scale))
     return sizes
+
+
+def dream_passes(params: dict[str, Any], size: int) -> Passes:
+    """Passes of the truncated trunk as (octave side / size)² images: ``iterations`` forward+backward and one
+    condition forward per octave (an upper bound: the truncated trunk is cheaper than a whole one)."""
+    sides = octave_sizes(size, int(params["octaves"]), float(params["octave_scale"]), int(params["min_octave_size"]))
+    area = sum((s / size) ** 2 for s in sides)
+    return Passes(area * (int(params["iterations"]) + 1), area * int(params["iterations"]))
 
 
 def resize(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -161,6 +169,7 @@ def initial_images(shape: tuple[int, ...], seeds: list[int], scale: float, dtype
     n_maps=0,
     cost="octaves*iterations forward+backward passes of the truncated trunk + octaves condition forwards",
     kind="image",
+    passes=dream_passes,
 )
 def feature_visualisation(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 
@@ -21,7 +21,8 @@ def feature_gradients(encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor) -> t
     return a1.detach(), a2.detach(), g1, g2
 
 
-@register_method("gradcam", pair_family="crop_aug", family="cam", defaults={}, cost="2 forwards + 1 backward through the head")
+@register_method("gradcam", pair_family="crop_aug", family="cam", defaults={}, cost="2 forwards + 1 backward through the head",
+                 passes=lambda p, size: Passes(2))
 def gradcam(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.methods.gradcam import feature_gradients
 from xai_ssl.models.encoder import Encoder
 
@@ -63,4 +63,5 @@ for _reduction in REDUCTIONS:
         pair_family="crop_aug", family="cam",
         defaults={"reduction": _reduction, "invariance": True},
         cost="2 forwards + 1 backward through the head (+ 2 head forwards for iota)",
+        passes=lambda p, size: Passes(2),
     )(interaction_cam)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 BASELINES = ("zero", "black")
@@ -94,7 +94,7 @@ def lffi(encoder: Encoder, x1: torch.Tensor, params: dict[str, Any], ctx: Method
 
 @register_method(
     "lffi_ig", pair_family="crop_aug", family="gradient", defaults={"n_steps": 50, "ig_method": "gausslegendre", "baseline": "zero"}, n_maps=1,
-    cost="1 + n_steps forwards and n_steps backwards per image"
+    cost="1 + n_steps forwards and n_steps backwards per image", passes=lambda p, size: Passes(1 + int(p["n_steps"]), int(p["n_steps"])),
 )
 def lffi_ig(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
@@ -105,7 +105,7 @@ def lffi_ig(
 
 @register_method(
     "lffi_gradshap", pair_family="crop_aug", family="gradient", defaults={"n_samples": 5, "stdevs": 0.0, "baseline": "zero"}, n_maps=1,
-    cost="1 + n_samples forwards and n_samples backwards per image"
+    cost="1 + n_samples forwards and n_samples backwards per image", passes=lambda p, size: Passes(1 + int(p["n_samples"]), int(p["n_samples"])),
 )
 def lffi_gradshap(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 N_TRIES = 10  # torchvision RandomErasing.get_params
@@ -90,7 +90,7 @@ def pairwise_maps(
 
 @register_method(
     "pairwise_occlusion", pair_family="crop_aug", family="occlusion", defaults={"n_erases": 100, "scale": [0.1, 0.3], "ratio": [1.0, 1.5], "erased_pixels": "rectangle"},
-    cost="2*n_erases + 2 forwards per pair, no backward"
+    cost="2*n_erases + 2 forwards per pair, no backward", passes=lambda p, size: Passes(2 * int(p["n_erases"]) + 2),
 )
 def pairwise_occlusion(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

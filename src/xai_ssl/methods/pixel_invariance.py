@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.methods.smooth_grad import image_seed
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import generator
@@ -168,7 +168,8 @@ def pixel_invariance_one(
 
 @register_method(
     "pixel_invariance", pair_family="crop_aug", family="perturbation", defaults=DEFAULTS, n_maps=1,
-    cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate", scale=_scale
+    cost="n_augmentations + 1 forwards (1000), no backward through the encoder; `epochs` full-batch steps of a linear surrogate", scale=_scale,
+    passes=lambda p, size: Passes(int(p["n_augmentations"]) + 1),
 )
 def pixel_invariance(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.seeding import generator
 
@@ -29,7 +29,7 @@ def noise_map(seed: int, view: int, shape: tuple[int, int]) -> torch.Tensor:
     return torch.rand(shape, generator=generator(int(seed), "random_baseline", view), dtype=torch.float32)
 
 
-@register_method("random_baseline", pair_family="crop_aug", defaults={}, cost="0 forwards", baseline=True)
+@register_method("random_baseline", pair_family="crop_aug", defaults={}, cost="0 forwards", baseline=True, passes=lambda p, size: Passes(0))
 def random_baseline(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

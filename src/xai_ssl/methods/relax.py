@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 OUTPUTS = ("importance", "uncertainty", "u_relax")
@@ -87,7 +87,7 @@ def relax_maps(w: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor) -> dict[str,
 
 @register_method(
     "relax", pair_family="crop_aug", family="perturbation", defaults={"num_cells": 7, "p": 0.5, "n_masks": 3000, "shift": None, "target": "self", "output": "importance"},
-    n_maps=1, cost="n_masks + 1 forwards per image (2 with target: pair), no backward", scale=_scale
+    n_maps=1, cost="n_masks + 1 forwards per image, no backward", scale=_scale, passes=lambda p, size: Passes(int(p["n_masks"]) + 1),
 )
 def relax(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method
 from xai_ssl.models.encoder import Encoder
 
 
@@ -53,7 +53,8 @@ def invert_map(h: torch.Tensor) -> torch.Tensor:
 
 @register_method(
     "vdsn", pair_family="crop_aug", family="cam", defaults={"corpus_size": 10000, "invert": False}, n_maps=1,
-    cost="2 forwards per image (explicand, retrieved image), no backward; once per job: corpus_size forwards (database)", needs_corpus=True
+    cost="2 forwards per image (explicand, retrieved image), no backward; once per job: corpus_size forwards (database)", needs_corpus=True,
+    passes=lambda p, size: Passes(2, 0, int(p["corpus_size"])),
 )
 def vdsn(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

@@ -31,7 +31,8 @@ class MetricContext(MethodContext):
     config name of the method whose maps are scored (from the attribution file); ``seed`` is the
     config seed; ``image_ids``/``indices`` name the images of the batch (``indices`` = rows in the
     pairs file); ``cache`` survives across the calls of one evaluation job (randomised encoders).
-    ``masks`` are the label masks of the first view (``mask1`` of the pairs file; localisation metrics).
+    ``masks`` are the label masks of the first view (``mask1`` of the pairs file; localisation metrics) and
+    ``has_masks`` says which images have one (the others are NA in localisation columns).
     Plain :class:`MethodContext` objects still work for metrics that do not need any of this.
     """
 
@@ -43,6 +44,7 @@ class MetricContext(MethodContext):
     indices: list[int] = field(default_factory=list)
     cache: dict[Any, Any] = field(default_factory=dict)
     masks: torch.Tensor | None = None  # [B, H, W] uint8 label masks of x1 (0 = background), None without masks
+    has_masks: torch.Tensor | None = None  # [B] bool: image b has a mask (its row of ``masks`` is zeros otherwise)
 
     def attribution_seed(self, b: int) -> int:
         """The per-image seed the attribution step gave image ``b`` (see ``compute_attributions``)."""

@@ -34,6 +34,9 @@ def _scale(params: dict[str, Any], size: int) -> dict[str, Any]:
         out["blur_sigma"] = 5.0 * size / 224
     if out["pixels_per_step"] < 1 or out["pixels_per_step"] > size * size:
         raise ValueError(f"insertion_deletion: pixels_per_step must be in [1, {size * size}], got {out['pixels_per_step']}")
+    k = int(out["blur_kernel"])
+    if k < 1 or k % 2 == 0 or k // 2 >= size:  # torchvision's gaussian_blur: odd kernels, reflect padding < the image side
+        raise ValueError(f"insertion_deletion: blur_kernel must be odd and at most {2 * size - 1} at {size} px (torchvision's gaussian_blur), got {k}")
     return out
 
 

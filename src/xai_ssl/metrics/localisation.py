@@ -142,4 +142,10 @@ def localisation(
     masks = getattr(ctx, "masks", None)  # [B, H, W] label masks of x1, or None
     if masks is None:
         return {c: np.full(m1.shape[0], np.nan) for c in COLUMNS}, {}
-    return score_maps(m1.detach().cpu(), torch.as_tensor(masks).cpu(), params), {}
+    out = score_maps(m1.detach().cpu(), torch.as_tensor(masks).cpu(), params)
+    has = getattr(ctx, "has_masks", None)  # [B] bool, None = every image has a mask
+    if has is not None:
+        missing = ~torch.as_tensor(has, dtype=torch.bool).cpu().numpy()
+        for c in COLUMNS:
+            out[c][missing] = np.nan  # no mask: not scored (an all-zero mask would read as an empty object)
+    return out, {}

@@ -22,14 +22,37 @@ def checkpoint_hint(path: Path, source: str, url: str | None) -> str:
             f"{fix} (and its {path.name}.sha256 record if the new file is meant to differ), or correct the model's 'source'/'sha256'")
 
 
+MIN_NORM = 1e-8  # an embedding with a smaller L2 norm counts as zero (as in scoring: its cosine is undefined)
+
+
+def check_embedding(z: torch.Tensor, path: Path, source: str) -> None:
+    """Refuse embeddings [B, D] with NaN or inf values or a (near) zero norm, naming the checkpoint and what was seen.
+
+    Every similarity, and so every map and score, of such an encoder would be NA.
+    """
+    fix = "the weights are broken (e.g. scaled or zeroed) or not those of this source: replace the file or correct the model's 'source'"
+    finite = torch.isfinite(z)
+    if not bool(finite.all()):
+        n_inf, n_nan = int(torch.isinf(z).sum()), int(torch.isnan(z).sum())
+        raise CheckpointError(
+            f"{path} (format {source}): the embedding of a fixed test image is not finite ({n_inf} of {z.numel()} values are inf, "
+            f"{n_nan} nan); {fix}"
+        )
+    norms = z.double().norm(dim=1)
+    if bool((norms < MIN_NORM).any()):
+        raise CheckpointError(
+            f"{path} (format {source}): the embedding of a fixed test image is (near) zero (norms {[float(f'{v:.3g}') for v in norms]}, "
+            f"max |value| {float(z.abs().max()):.3g}); cosine similarities are undefined; {fix}"
+        )
+
+
 def smoke_embedding(encoder: Encoder, path: Path, source: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Feature maps [2, C, h, w] and embeddings [2, D] of two fixed random images; refuses a non-finite embedding."""
+    """Feature maps [2, C, h, w] and embeddings [2, D] of two fixed random images; refuses an infinite, NaN or zero embedding."""
     x = torch.rand((2, 3, SMOKE_SIZE, SMOKE_SIZE), generator=generator(0, "smoke", "prepare_model"))
     with torch.no_grad():
         a = encoder.features(x)
         z = encoder.embed_features(a)
-    if not torch.isfinite(z).all():
-        raise CheckpointError(f"{path} (format {source}): the embedding of a test image is not finite")
+    check_embedding(z, path, source)
     return a, z
 
 

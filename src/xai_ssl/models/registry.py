@@ -116,15 +116,17 @@ def save_encoder(encoder: Encoder, path: Path, arch: str, arch_params: dict[str,
 
 def read_encoder(path: Path | str, device: torch.device | str = "cpu") -> tuple[Encoder, dict[str, Any]]:
     """Load an encoder checkpoint written by :func:`save_encoder`, strictly, in eval mode, with its ``extra`` record."""
+    from xai_ssl.io.damaged import rebuild_hint
+
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+        raise CheckpointError(f"{path}: checkpoint file not found; {rebuild_hint(path)}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({str(exc)[:300]}); it is damaged: {rebuild_hint(path)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: expected format {CHECKPOINT_FORMAT!r}, got {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}")
+        raise CheckpointError(f"{path}: expected format {CHECKPOINT_FORMAT!r}, got {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}; {rebuild_hint(path)}")
     try:
         encoder = build_architecture(payload["arch"], **payload["arch_params"])
         result = encoder.load_state_dict(payload["state_dict"], strict=False)

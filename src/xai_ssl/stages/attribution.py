@@ -53,6 +53,10 @@ def compute_attributions(
     spec = get_method(registry_method)
     net, torch_device, model_hash = load_for_inference(encoder, device, speed, torch_threads)
     data = read_pairs(pairs, shard=(int(shard), int(n_shards)))
+    if not data.image_ids:  # the config check counts images before the run; skipped unreadable ones can make fewer
+        from xai_ssl.io.pairs_file import count_pairs
+
+        raise ValueError(f"config key 'datasets.{dataset}.n_shards': shard {shard} of {n_shards} is empty: {pairs} holds {count_pairs(pairs)} images; set n_shards <= {count_pairs(pairs)}")
     batch, resolved = job_settings(spec, method_params, net, data.x1.shape[-1], batch_size, torch_device)
     corpus = corpus_for(spec.needs_corpus, resolved, index, data.attrs, seed)
     t0 = time.perf_counter()

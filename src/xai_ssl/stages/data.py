@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xai_ssl.data.imagenet import prepare_imagenet_val as select_imagenet_val
+from xai_ssl.data.images import DEFAULT_MAX_PIXELS
 from xai_ssl.data.index import read_index, screen_records, select_records, skipped_report_path, write_index, write_skipped
 from xai_ssl.data.records import DataError, ImageRecord
-from xai_ssl.data.sources import read_records
+from xai_ssl.data.sources import read_dataset
 from xai_ssl.data.synthetic_two4two import generate_two4two
 from xai_ssl.data.two4two_archive import extract_two4two_archive as extract_archive
 from xai_ssl.io.download import fetch, manual_hint, verify_file
@@ -49,28 +50,52 @@ def extract_two4two_archive(archive: str, files: str, splits: Sequence[str] | No
 
 
 def index_dataset(
-    index: str, source: str, root: str, on_bad_image: str = "stop", skipped: str | None = None, files: str | None = None
+    index: str,
+    source: str,
+    root: str,
+    on_bad_image: str = "stop",
+    skipped: str | None = None,
+    files: str | None = None,
+    max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> list[ImageRecord]:
     """List a dataset's readable images (all splits) into the index CSV (``files``: the generated or extracted folder).
 
-    Every image is decoded once: with ``on_bad_image='stop'`` the first unreadable one fails the job
-    (file and reason); with ``'skip'`` it is left out, logged, and listed with its reason in ``skipped``
-    (default: ``index.skipped.csv`` beside the index; header only when none).
+    Every image is decoded once (after its declared size is checked against ``max_image_pixels``): with
+    ``on_bad_image='stop'`` the first unreadable one fails the job (file and reason); with ``'skip'`` it is
+    left out, logged, and listed with its reason in ``skipped`` (default: ``index.skipped.csv`` beside the
+    index; header only when none). Animated images and folder links not followed (loops, second links) are
+    always listed there too.
     """
-    records, bad = screen_records(read_records(source, Path(root)), on_bad_image)
+    listed, not_followed = read_dataset(source, Path(root))
+    records, bad = screen_records(listed, on_bad_image, max_image_pixels)
+    bad = [(ImageRecord(image_id="", path=entry.path), reason) for entry, reason in not_followed] + bad
     for _record, reason in bad:
-        log.warning("skipped unreadable image: %s", reason)
+        log.warning("skipped: %s", reason)
     if not records:
         raise DataError(f"{root}: no readable images (all {len(bad)} skipped; see the log)")
     write_skipped(bad, Path(skipped) if skipped is not None else skipped_report_path(index))
     write_index(records, Path(index))
-    log.info("indexed %d images from %s; skipped %d unreadable", len(records), root, len(bad))
+    log.info("indexed %d images from %s; skipped %d", len(records), root, len(bad))
     return records
 
 
 def prepare_imagenet_val(index: str, images: str, path: str, n_images: int | None, pattern: str | None = None) -> list[ImageRecord]:
     """Select the first ``n_images`` ImageNet validation images by file name (folder or tar) and write the index."""
     return select_imagenet_val(Path(path), Path(index), Path(images), n_images, pattern)
+
+
+def explained_records(index: str, indexed: list[ImageRecord], split: str | None, n_images: int | None) -> list[ImageRecord]:
+    """The first ``n_images`` images of ``split`` among the ``indexed`` ones; a split without images, or fewer than ``n_images``, is refused."""
+    in_split = select_records(indexed, split, None)
+    if not in_split:
+        splits = sorted({str(r.split) for r in indexed})
+        raise DataError(f"config key 'datasets.<name>.split': {index} has no images in split {split!r}; splits with images: {splits}")
+    if n_images is not None and n_images > len(in_split):
+        raise DataError(
+            f"config key 'datasets.<name>.n_images': {n_images} images requested, but split {split!r} has {len(in_split)} readable "
+            f"images in {index} (see index.skipped.csv beside it); set n_images <= {len(in_split)} or null"
+        )
+    return select_records(in_split, None, n_images)
 
 
 def make_pairs(
@@ -82,16 +107,21 @@ def make_pairs(
     seed: int,
     crop_scale: Sequence[float] = (0.08, 1.0),
     progress: bool = True,
+    max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Select the explained images and store their views."""
+    """Select the explained images and store their views (and the masks of those that have one)."""
     from tqdm import tqdm
 
-    records = select_records(read_index(Path(index)), split, n_images)
-    if not records:
-        raise ValueError(f"{index}: no images in split {split!r}")
-    with_masks = all(r.mask_path is not None for r in records)
-    views = record_views(records, image_size, seed, tuple(crop_scale), with_masks)
+    indexed = read_index(Path(index))
+    records = explained_records(index, indexed, split, n_images)
+    without = [r.image_id for r in records if r.mask_path is None]
+    with_masks = len(without) < len(records)
+    if not with_masks and any(r.mask_path is not None for r in indexed):
+        log.warning("no explained image of split %r has a mask, although other images of the dataset have: localisation scores are NA", split)
+    if with_masks and without:
+        log.warning("%d of %d explained images have no mask (their localisation scores are NA): %s", len(without), len(records), ", ".join(without[:20]) + (" ..." if len(without) > 20 else ""))
+    views = record_views(records, image_size, seed, tuple(crop_scale), with_masks, max_image_pixels)
     bar = tqdm(views, total=len(records), desc="pairs", unit="img", disable=not progress)
     attrs = {"seed": seed, "crop_scale": list(crop_scale), "split": split, "index": str(index)}
     write_pairs(Path(pairs), [r.image_id for r in records], image_size, bar, with_masks, attrs)
-    log.info("stored views of %d images (%d px)", len(records), image_size)
+    log.info("stored views of %d images (%d px)%s", len(records), image_size, f"; {len(records) - len(without)} with masks" if with_masks else "")

@@ -49,8 +49,7 @@ def compute_metrics(
     from xai_ssl.io.pairs_file import read_pairs
     from xai_ssl.io.scores_file import save_scores
     from xai_ssl.methods import get_method
-    from xai_ssl.metrics import get_metric
-    from xai_ssl.scoring import score_attributions
+    from xai_ssl.scoring import resolve_metrics, score_attributions
     from xai_ssl.stages.inference import job_provenance, load_for_inference, resolve_batch_size
     from xai_ssl.stages.job import log_diagnostics
 
@@ -59,7 +58,7 @@ def compute_metrics(
     data = read_pairs(pairs, attributions.indices)
     size = data.x1.shape[-1]
     batch = resolve_batch_size(batch_size, net, size, torch_device)
-    specs = [(get_metric(name), get_metric(name).resolve_params(p, size)) for name, p in metrics.items()]
+    specs = resolve_metrics(metrics, size)
     aattrs = attributions.attrs
     method_key = str(aattrs["method"])
     method_spec = get_method(str(aattrs.get("registry_method", method_key)))
@@ -137,8 +136,21 @@ def aggregate_tables(
     significance = significance_table(per_image, [c for c in directions if c in per_image.columns], order)
     write_tables(table, per_image, directions, Path(csv), Path(md), Path(long), title,
                  na=na_counts(per_image, directions, order), counts=counts, provenance=record, provenance_path=Path(provenance),
-                 significance=significance, baselines=[m for m in order if families.get(m) == BASELINE])
+                 significance=significance, baselines=[m for m in order if families.get(m) == BASELINE],
+                 notes=mask_notes(shard_attrs, list(methods), directions))
     return table
+
+
+def mask_notes(shard_attrs: Sequence[dict[str, Any]], methods: Sequence[str], directions: dict[str, str]) -> list[str]:
+    """A note below the table when some explained images of a dataset with masks have none (their localisation is NA)."""
+    if not methods or not any(c.startswith(("PG_", "TKI_", "RRA_", "RMA_")) for c in directions):
+        return []
+    first = methods[0]  # every method explains the same images
+    missing = sum(int(a.get("diagnostics", {}).get("images_without_mask", 0)) for a, m in zip(shard_attrs, methods) if m == first)
+    if not missing:
+        return []
+    log.warning("%d explained image(s) have no mask: their localisation columns are NA (see the make_pairs log)", missing)
+    return [f"Localisation (PG, TKI, RRA, RMA): {missing} explained image(s) have no mask; their cells are NA and the means skip them (listed in the make_pairs log)."]
 
 
 def compare_reference(scores: str, reference: str, csv: str, md: str, reference_model: str, title: str) -> pd.DataFrame:

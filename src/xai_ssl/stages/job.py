@@ -12,7 +12,7 @@ from xai_ssl.logs import job_log
 
 log = logging.getLogger(__name__)
 
-NOT_ARGUMENTS = ("code",)  # rule params that only trigger reruns (code fingerprints)
+NOT_ARGUMENTS = ("code", "content")  # rule params that only trigger reruns (code fingerprints, dataset content)
 
 
 def _plain(value: Any) -> Any:
@@ -66,6 +66,6 @@ def run_rule(smk: Any, fn: Callable[..., Any]) -> Any:
 
 def log_diagnostics(method_key: str, diagnostics: dict[str, Any]) -> None:
     """One log line with the bad-number counts of a job (a warning when maps/images were affected)."""
-    keys = ("nonfinite_maps", "zero_norm_embeddings", "excluded_images", "nonfinite_scores", "nonfinite_curves")
+    keys = ("nonfinite_maps", "zero_norm_embeddings", "excluded_images", "nonfinite_scores", "nonfinite_curves", "images_without_mask")
     bad = {k: v for k, v in diagnostics.items() if k in keys and v}
     log.log(logging.WARNING if bad else logging.INFO, "%s: bad numbers %s", method_key, json.dumps(diagnostics, sort_keys=True))

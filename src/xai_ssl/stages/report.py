@@ -6,12 +6,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 from xai_ssl import plots
 from xai_ssl.io.maps_file import load_attribution_shards, load_dreamed
 from xai_ssl.io.pairs_file import read_pairs
 from xai_ssl.io.scores_file import read_curves
+from xai_ssl.io.tables_file import read_per_image_table, read_training_history
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,14 @@ def plot_metric_bars(
     long: str, figure: str, panels: str, directions: dict[str, str], title: str, families: dict[str, str] | None = None
 ) -> None:
     """Bar chart of every metric per method with 95 % bootstrap intervals over images and the random baseline's mean, and one panel per metric."""
-    per_image = pd.read_csv(long, na_values=["NA"], keep_default_na=False)
+    per_image = read_per_image_table(long)
     plots.metric_bars(per_image, directions, Path(figure), title, families)
     plots.metric_panels(per_image, directions, Path(panels), title, families=families)
 
 
 def plot_training_loss(history: str, figure: str, model: str) -> None:
     """Training loss per epoch of a model trained in the workflow."""
-    table = pd.read_csv(history)
+    table = read_training_history(history)
     plots.loss_curve(table, Path(figure), title=f"{model}: SimCLR training ({len(table)} epochs)")
 
 

@@ -38,7 +38,7 @@ def test_imagenet_sample() -> None:
 
 
 def test_extensions_constant() -> None:
-    assert IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+    assert IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # GIF since issue 20
 
 
 def test_folder_layout_ids_labels_and_sorting(tmp_path: Path) -> None:
@@ -163,3 +163,88 @@ def test_load_mask_modes(tmp_path: Path) -> None:
     Image.new("RGBA", (3, 3)).save(tmp_path / "rgba.png")
     with pytest.raises(DataError, match=r"rgba\.png.*mode 'RGBA'"):
         load_mask(tmp_path / "rgba.png")
+
+
+# --- issue 20: directory links, non-UTF-8 names -------------------------------------------------------------
+
+
+def test_directory_link_loop_is_followed_once(tmp_path: Path) -> None:
+    """``loop -> .`` is not followed (41 copies of good.jpg before); the link is reported with its reason."""
+    from xai_ssl.data.image_folder import list_image_folder
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(root / "good.jpg")
+    (root / "loop").symlink_to(".", target_is_directory=True)
+    assert [r.image_id for r in read_image_folder(root)] == ["good"]
+    records, skipped = list_image_folder(root)
+    assert [r.image_id for r in records] == ["good"]
+    assert [s.path.name for s, _ in skipped] == ["loop"]
+    assert "already indexed" in skipped[0][1] and "not followed" in skipped[0][1]
+
+
+def test_second_link_to_a_folder_and_to_a_file_are_skipped(tmp_path: Path) -> None:
+    """A folder reached twice (a real folder and a link to it) and a file link to an indexed file give one image each."""
+    from xai_ssl.data.image_folder import list_image_folder
+
+    root = tmp_path / "imgs"
+    (root / "cats").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(root / "cats" / "tom.png")
+    Image.new("RGB", (8, 8), (3, 2, 1)).save(root / "solo.png")
+    (root / "zz_cats_again").symlink_to(root / "cats", target_is_directory=True)
+    (root / "solo_link.png").symlink_to(root / "solo.png")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(outside / "far.png")
+    (root / "linked_outside").symlink_to(outside, target_is_directory=True)  # followed: a link, but not a repeat
+    records, skipped = list_image_folder(root)
+    assert [r.image_id for r in records] == ["cats/tom", "linked_outside/far", "solo"]
+    reasons = {s.path.name: reason for s, reason in skipped}
+    assert sorted(reasons) == ["solo_link.png", "zz_cats_again"]
+    assert "already indexed as cats" in reasons["zz_cats_again"] and "same file as solo.png" in reasons["solo_link.png"]
+
+
+def test_index_lists_skipped_links(tmp_path: Path) -> None:
+    from xai_ssl.data.index import skipped_report_path
+    from xai_ssl.stages.data import index_dataset
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.new("RGB", (8, 8)).save(root / "good.jpg")
+    (root / "loop").symlink_to(".", target_is_directory=True)
+    index = tmp_path / "index.csv"
+    assert [r.image_id for r in index_dataset(str(index), "image_folder", str(root))] == ["good"]
+    assert "loop" in skipped_report_path(index).read_text(encoding="utf-8")
+
+
+def test_non_utf8_file_name_is_indexed_under_a_round_tripping_id(tmp_path: Path) -> None:
+    """A Latin-1 name (``caf\\xe9.jpg``) is explained as ``caf%E9``; the index CSV gives back the exact file."""
+    import os
+
+    from xai_ssl.data.index import read_index
+    from xai_ssl.io.pairs_file import read_pairs
+    from xai_ssl.stages.data import index_dataset, make_pairs
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    raw = os.path.join(os.fsencode(root), b"caf\xe9.jpg")
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(os.fsdecode(raw), format="JPEG")
+    Image.new("RGB", (8, 8)).save(root / "plain.png")
+    index = tmp_path / "index.csv"
+    records = index_dataset(str(index), "image_folder", str(root), on_bad_image="stop")
+    assert [r.image_id for r in records] == ["caf%E9", "plain"]
+    back = read_index(index)
+    assert os.fsencode(back[0].path) == raw and back[0].image_id == "caf%E9"
+    make_pairs(str(index), str(tmp_path / "pairs.h5"), None, None, 8, 0, progress=False)
+    pairs = read_pairs(tmp_path / "pairs.h5")
+    assert pairs.image_ids == ["caf%E9", "plain"]
+    assert float(pairs.x1[0, 0].mean()) > 0.7  # the red image
+
+
+def test_percent_in_a_utf8_name_is_kept(tmp_path: Path) -> None:
+    """Ordinary names keep their ids (no escaping); only undecodable bytes become %XX."""
+    from xai_ssl.data.image_folder import image_id_of
+
+    assert image_id_of("100% real") == "100% real"
+    assert image_id_of("caf\udce9") == "caf%E9"
+    assert image_id_of("café") == "café"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,41 @@ def test_truncated_encoder_checkpoint_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError, match=r"encoder\.pt: not a readable torch checkpoint"):
         load_encoder(path)
+
+
+# --- issue 20, item 5: embeddings that are infinite or all zero -------------------------------------------
+
+
+def scaled_checkpoint(good: Path, path: Path, factor: float) -> Path:
+    """The ResNet-18 with every weight and bias multiplied by ``factor`` (running statistics kept)."""
+    state = torch.load(good, weights_only=True)
+    for k, v in state.items():
+        if v.is_floating_point() and "running" not in k:
+            state[k] = v * factor
+    torch.save(state, path)
+    return path
+
+
+def test_infinite_embedding_is_refused(good: Path, tmp_path: Path) -> None:
+    """Weights x 1e30: the smoke embedding overflows; refused naming the checkpoint and what was seen."""
+    ckpt = scaled_checkpoint(good, tmp_path / "huge.pth", 1e30)
+    msg = prepare(ckpt, tmp_path)
+    assert str(ckpt) in msg and "not finite" in msg
+    assert re.search(r"\d+ of \d+ values (are )?(inf|infinite)", msg), msg  # what was seen
+
+
+def test_all_zero_embedding_is_refused(good: Path, tmp_path: Path) -> None:
+    """All-zero weights: every embedding is zero (cosine similarity undefined), refused with the norms seen."""
+    ckpt = scaled_checkpoint(good, tmp_path / "zero.pth", 0.0)
+    msg = prepare(ckpt, tmp_path)
+    assert str(ckpt) in msg and "zero" in msg and "norm" in msg
+
+
+def test_smoke_embedding_rules_directly() -> None:
+    """The checks themselves, on hand-made embeddings: finite and non-zero pass; inf, NaN, zero norm fail."""
+    from xai_ssl.models.prepare import check_embedding
+
+    check_embedding(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), Path("x.pth"), "simsiam")
+    for bad, word in [([[float("inf"), 0.0], [1.0, 1.0]], "inf"), ([[float("nan"), 0.0], [1.0, 1.0]], "nan"), ([[0.0, 0.0], [1.0, 1.0]], "zero"), ([[1e-30, 0.0], [1.0, 1.0]], "zero")]:
+        with pytest.raises(CheckpointError, match=word):
+            check_embedding(torch.tensor(bad), Path("x.pth"), "simsiam")
