@@ -293,26 +293,48 @@ def test_cocoa_target_matches_pairwise(mode: str) -> None:
     assert ref.abs().min() > 1e-6
 
 
-def test_cocoa_rise_matches_plain_loop() -> None:
+@pytest.mark.parametrize(("baseline", "shared_shift", "p"), [("zero", False, 0.5), ("black", True, 0.3)])
+def test_cocoa_rise_matches_plain_loop(baseline: str, shared_shift: bool, p: float) -> None:
+    """Σ_n γ(x ⊙ m_n + fill ⊙ (1 − m_n)) m_n / (N p) with the papers' masks; the fill is the model-input zero or black;
+    ``shared_shift``: one shift for all masks of an image (the RISE reference code's per-call shift)."""
     enc = tiny_encoder()
     corpus = make_corpus(6, 16)
     x = images(1, 16, seed=9)
     n, cells = 20, 4
-    maps, _ = run("cocoa_rise", enc, x, {"n_masks": n, "num_cells": cells, "foil_size": 4}, seeds=[3], corpus=corpus, ids=["q0"], batch_size=6)
+    params = {"n_masks": n, "num_cells": cells, "foil_size": 4, "baseline": baseline, "shared_shift": shared_shift, "p": p}
+    maps, _ = run("cocoa_rise", enc, x, params, seeds=[3], corpus=corpus, ids=["q0"], batch_size=6)
     assert maps.shape == (1, 16, 16)
-    g = torch.Generator().manual_seed(3)  # the documented draw: the grids, then one shift per mask in [0, C)
-    grids = keep_grids(n, cells, 0.5, g)
-    masks = paper_rise_masks(grids, torch.randint(0, 4, (n, 2), generator=g), 16)  # [n, 1, 16, 16]
-    fill = enc.baseline_pixel[0].double()
+    g = torch.Generator().manual_seed(3)  # the documented draw: the grids, then the shifts in [0, C) (one, or one per mask)
+    grids = keep_grids(n, cells, p, g)
+    shifts = torch.randint(0, 4, (1 if shared_shift else n, 2), generator=g).expand(n, 2)
+    masks = paper_rise_masks(grids, shifts, 16)  # [n, 1, 16, 16]
+    fill = enc.baseline_pixel[0].double() if baseline == "zero" else torch.zeros(3, 1, 1, dtype=torch.float64)
     refs = corpus.images.double() / 255
     foil = noise_foil(7, 4, 16).double()
     ref = torch.zeros(16, 16, dtype=torch.float64)
     for m in masks[:, 0]:
         ref += direct_gamma(enc, (x[0] * m + fill * (1 - m))[None], refs, foil)[0] * m
-    ref /= n * 0.5
+    ref /= n * p
     torch.testing.assert_close(maps[0], ref, atol=1e-10, rtol=1e-8)
-    again, _ = run("cocoa_rise", enc, x, {"n_masks": n, "num_cells": cells, "foil_size": 4}, seeds=[3], corpus=corpus, ids=["q0"], batch_size=20)
+    again, _ = run("cocoa_rise", enc, x, params, seeds=[3], corpus=corpus, ids=["q0"], batch_size=20)
     torch.testing.assert_close(maps, again, atol=1e-12, rtol=0)
+
+
+def test_cocoa_rise_fill_dtype_device_and_bad_baseline() -> None:
+    """The fill has the image's dtype; the map is built on the image's device (meta: any CPU tensor would raise)."""
+    from xai_ssl.methods.cocoa import pixel_fill, rise_map
+
+    enc = tiny_encoder()
+    half = torch.zeros(3, 4, 4, dtype=torch.float16)
+    assert pixel_fill(enc, half, "zero").dtype == pixel_fill(enc, half, "black").dtype == torch.float16
+    assert pixel_fill(enc, half, "black").shape == (3, 1, 1) and not pixel_fill(enc, half, "black").any()
+    with pytest.raises(ValueError, match="unknown baseline 'grey'"):
+        pixel_fill(enc, half, "grey")
+    meta = enc.to("meta")
+    x = torch.zeros(3, 16, 16, dtype=torch.float64, device="meta")
+    grids = keep_grids(4, 4, 0.5, torch.Generator().manual_seed(0))
+    out = rise_map(meta, x, torch.zeros(8, dtype=torch.float64, device="meta"), pixel_fill(meta, x, "black"), grids, torch.zeros(4, 2, dtype=torch.long), 0.5, 3)
+    assert out.device.type == "meta" and out.shape == (16, 16)
 
 
 def test_cocoa_ig_and_gradshap_shapes_and_completeness() -> None:
