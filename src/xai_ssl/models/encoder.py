@@ -85,3 +85,9 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embedding [B, D] of images [B, 3, H, W] in [0, 1]."""
         return self.embed_features(self.features(x))
+
+    def cascade_layers(self) -> list[tuple[str, nn.Module]]:
+        """Layers from the top down for cascading randomisation: ``head``, then the trunk's top-level children from last to first."""
+        children = list(self.trunk.named_children())
+        trunk = [(f"trunk.{name}", mod) for name, mod in reversed(children)] if children else [("trunk", self.trunk)]
+        return [("head", self.head), *trunk]
