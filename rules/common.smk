@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from xai_ssl.config import ConfigError, method_registry_name, validate_config
+from xai_ssl.config import ConfigError, method_registry_name, run_methods_for, validate_config
 from xai_ssl.hardware import nvidia_gpu_visible, torch_job_resources
 from xai_ssl.methods import get_method
 from xai_ssl.provenance import code_fingerprint, sibling_dependencies
@@ -28,6 +28,16 @@ MODELS = RUN["models"]
 IMAGE_METHODS = [m for m in RUN["methods"] if get_method(method_registry_name(config, m)).kind == "image"]
 METHODS = [m for m in RUN["methods"] if m not in IMAGE_METHODS]
 METRICS = RUN["metrics"]
+
+
+def model_methods(model):
+    """The map methods that explain ``model`` (a method's ``models`` list can leave models out)."""
+    return [m for m in run_methods_for(config, model) if m in METHODS]
+
+
+def model_image_methods(model):
+    """The image methods (feature visualisation) run on ``model``."""
+    return [m for m in run_methods_for(config, model) if m in IMAGE_METHODS]
 
 
 def _alternatives(names):
@@ -99,7 +109,7 @@ def method_shard_files(pattern):
     def inputs(wildcards):
         return [
             pattern.format(dataset=wildcards.dataset, model=wildcards.model, method=m, shard=s)
-            for m in METHODS
+            for m in model_methods(wildcards.model)
             for s in shards(wildcards.dataset)
         ]
 
@@ -108,7 +118,7 @@ def method_shard_files(pattern):
 
 def shard_methods(wildcards):
     """The method name of every file listed by :func:`method_shard_files`."""
-    return [m for m in METHODS for _ in shards(wildcards.dataset)]
+    return [m for m in model_methods(wildcards.model) for _ in shards(wildcards.dataset)]
 
 
 def final_targets():
@@ -117,9 +127,9 @@ def final_targets():
     for d in DATASETS:
         for m in MODELS:
             out += [
-                f"results/figures/{d}/{m}/feature_visualisation_{k}.png" for k in IMAGE_METHODS
+                f"results/figures/{d}/{m}/feature_visualisation_{k}.png" for k in model_image_methods(m)
             ]  # rules/feature_visualisation.smk
-            if not METHODS:
+            if not model_methods(m):
                 continue
             out += [
                 f"results/tables/{d}/{m}/scores.md",

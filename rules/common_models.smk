@@ -10,7 +10,8 @@ import yaml
 from xai_ssl.models.download import expected_digest, sha256_file
 from xai_ssl.models.simclrv2 import TF_CHECKPOINT_NAME
 
-PRETRAINED_CONFIG_KEYS = ("source", "checkpoint", "width", "ema", "variant", "normalise")
+PRETRAINED_CONFIG_KEYS = ("source", "checkpoint", "width", "ema", "variant", "normalise",
+                          "arch", "layout", "network", "embedding", "mean", "std", "input_size", "model_kwargs", "factory", "kwargs")
 TF_PARTS = {"index": ".index", "data": ".data-00000-of-00001"}
 _CHECKSUMS_FILE = Path(workflow.basedir) / "config" / "checksums.yaml"
 KNOWN_SHA256 = (yaml.safe_load(_CHECKSUMS_FILE.read_text()) or {}) if _CHECKSUMS_FILE.is_file() else {}

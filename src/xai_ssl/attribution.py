@@ -3,7 +3,8 @@
 HDF5 layout (one file per dataset x model x method x shard):
 ``image_id`` [N] str, ``index`` [N] int (position in the pairs file), ``map1`` float32 [N, h, w]
 (explanation of the first view), ``map2`` float32 [N, h, w] (second view; absent for
-single-map methods); attributes: method, registry_method, pair_family, params (JSON), seed,
+single-map methods), ``extra/<name>`` float32 [N, ...] (per-image arrays a method adds through
+``MethodContext.extras``, e.g. ``extra/heads`` [N, heads, h, w] of vit_attention); attributes: method, registry_method, pair_family, params (JSON), seed,
 shard, n_shards, wall_time_s, versions and device.
 """
 
@@ -48,15 +49,18 @@ def compute_attributions(
     method_key: str | None = None,
     progress: bool = True,
     corpus: Any = None,
+    extras: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run ``spec`` on every pair of its family, a chunk of images at a time; maps on the CPU [N, h, w].
 
     ``corpus`` (xai_ssl.corpus.Corpus) is the reference images of methods registered with needs_corpus.
+    ``extras``, when given, receives the per-image arrays the method put in ``ctx.extras`` (concatenated).
     """
     a, b = pairs.pair(spec.pair_family)
     n = a.shape[0]
     chunk = max(1, min(batch_size, 16))
     maps1, maps2 = [], []
+    found: dict[str, list[torch.Tensor]] = {}
     key = method_key or spec.name
     for start in tqdm(range(0, n, chunk), desc=f"attribution {key}", unit="chunk", disable=not progress):
         ids = pairs.image_ids[start : start + chunk]
@@ -65,19 +69,26 @@ def compute_attributions(
         maps1.append(m1.detach().float().cpu())
         if m2 is not None:
             maps2.append(m2.detach().float().cpu())
+        for name, value in ctx.extras.items():
+            found.setdefault(name, []).append(value.detach().float().cpu())
+    if extras is not None:
+        extras.update({name: torch.cat(parts) for name, parts in found.items()})
     return torch.cat(maps1), (torch.cat(maps2) if maps2 else None)
 
 
 def save_attributions(
-    path: Path, image_ids: list[str], indices: np.ndarray, map1: torch.Tensor, map2: torch.Tensor | None, attrs: dict[str, Any]
+    path: Path, image_ids: list[str], indices: np.ndarray, map1: torch.Tensor, map2: torch.Tensor | None, attrs: dict[str, Any],
+    extras: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write maps and provenance atomically (temporary file, then rename)."""
+    """Write maps, the method's extra arrays (``extra/<name>``) and provenance atomically (temporary file, then rename)."""
     with atomic_h5(path) as f:
         write_strings(f, "image_id", list(image_ids))
         f.create_dataset("index", data=np.asarray(indices, dtype=np.int64))
         f.create_dataset("map1", data=map1.numpy().astype(np.float32))
         if map2 is not None:
             f.create_dataset("map2", data=map2.numpy().astype(np.float32))
+        for name, value in (extras or {}).items():
+            f.create_dataset(f"extra/{name}", data=value.numpy().astype(np.float32))
         set_attrs(f, attrs)
 
 
@@ -87,6 +98,12 @@ def load_attributions(path: Path) -> Attributions:
         attrs = {k: (get_json_attr(f, k) if k in ("params",) else f.attrs[k]) for k in f.attrs}
         map2 = torch.from_numpy(f["map2"][()]) if "map2" in f else None
         return Attributions(read_strings(f, "image_id"), f["index"][()], torch.from_numpy(f["map1"][()]), map2, attrs)
+
+
+def load_extra(path: Path, name: str) -> torch.Tensor | None:
+    """The extra array ``extra/<name>`` of an attribution file (None when the method stored none)."""
+    with h5py.File(path, "r") as f:
+        return torch.from_numpy(f[f"extra/{name}"][()]) if f"extra/{name}" in f else None
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:

@@ -202,6 +202,7 @@ def prepare_model(model_cfg: dict[str, Any], checkpoint: Path, out_ckpt: Path, o
     if not torch.isfinite(z).all():
         raise CheckpointError(f"{path} (format {source}): the embedding of a test image is not finite")
     spec = PRETRAINED_SOURCES[source]
+    facts = dict(getattr(encoder, "source_facts", None) or {})  # timm / python loaders describe the loaded model
     info = {
         "model_source": source,
         "checkpoint": str(path.resolve()),
@@ -213,9 +214,10 @@ def prepare_model(model_cfg: dict[str, Any], checkpoint: Path, out_ckpt: Path, o
         "arch_params": arch_params,
         "trunk_channels": int(a.shape[1]),
         "embedding_dim": int(z.shape[1]),
-        "embedding": spec.embedding,
+        "embedding": facts.pop("embedding", spec.embedding),
         "normalised": bool(encoder.normalised),
-        "licence": spec.licence,
+        "licence": facts.pop("licence", spec.licence),
+        **facts,
         "smoke": {"image_size": SMOKE_SIZE, "norms": [float(v) for v in z.norm(dim=1)], "cosine": float(torch.nn.functional.cosine_similarity(z[:1], z[1:]).item())},
     }
     save_encoder(encoder, Path(out_ckpt), arch, arch_params, extra={"pretrained": info, "config_hash": config_hash(model_cfg), **environment(torch.device("cpu"))})
@@ -305,7 +307,8 @@ def attribute(
     resolved = spec.resolve_params(params, pairs.x1.shape[-1])
     corpus = corpus_for(spec.needs_corpus, resolved, index_csv, Path(pairs_h5), seed)
     t0 = time.perf_counter()
-    map1, map2 = compute_attributions(encoder, pairs, spec, resolved, seed, device, batch_size, method_key, progress, corpus=corpus)
+    extras: dict[str, torch.Tensor] = {}
+    map1, map2 = compute_attributions(encoder, pairs, spec, resolved, seed, device, batch_size, method_key, progress, corpus=corpus, extras=extras)
     wall = time.perf_counter() - t0
     flags = map_diagnostics(map1, map2)
     diagnostics = {"nonfinite_maps": int(flags["nonfinite"].sum()), "constant_maps": int(flags["constant"].sum()), "maps_with_ties": int(flags["ties"].sum())}
@@ -328,7 +331,7 @@ def attribute(
         **environment(device),
         **(provenance or {}),
     }
-    save_attributions(Path(out_h5), pairs.image_ids, pairs.indices, map1, map2, attrs)
+    save_attributions(Path(out_h5), pairs.image_ids, pairs.indices, map1, map2, attrs, extras=extras)
     log.info("%s: %d images in %.2f s (%.3f s/image); map shape %s", method_key, len(pairs.image_ids), wall, wall / max(1, len(pairs.image_ids)), tuple(map1.shape[1:]))
 
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import torch
 
 from xai_ssl.models.encoder import Encoder
+from xai_ssl.models.traits import ModelTraits
 
 
 @dataclass
@@ -21,6 +22,31 @@ class MethodContext:
     progress: bool = False
     image_ids: list[str] = field(default_factory=list)  # ids of the batch's images (corpus methods exclude them)
     corpus: Any = None  # xai_ssl.corpus.Corpus (reference images) for methods registered with needs_corpus
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # per-image extra arrays a method stores beside its maps (e.g. attention heads [B, heads, h, w])
+
+
+AppliesFn = Callable[[ModelTraits, dict[str, Any]], "str | None"]
+
+
+def always(traits: ModelTraits, params: dict[str, Any]) -> str | None:
+    """Defined for every model."""
+    return None
+
+
+def relu_if_guided(traits: ModelTraits, params: dict[str, Any]) -> str | None:
+    """Guided variants (``guided: true``) need a model whose activations are all ReLU modules."""
+    if params.get("guided") and not traits.guided_backprop_defined:
+        return f"guided backpropagation is a rule for ReLUs and {traits.description or 'this model'} is not a ReLU network: {traits.why_not_guided()}"
+    return None
+
+
+def vit_with_class_token(traits: ModelTraits, params: dict[str, Any]) -> str | None:
+    """Attention maps of the class token: Vision Transformers with a class token only."""
+    if traits.family != "vit":
+        return f"it reads the class token's self-attention of a Vision Transformer and {traits.description or 'this model'} is a CNN (no attention)"
+    if not traits.class_token:
+        return f"it reads the class token's self-attention and {traits.description or 'this model'} has no class token"
+    return None
 
 
 class MethodFn(Protocol):
@@ -43,6 +69,11 @@ class MethodSpec:
     cost: str = ""
     kind: str = "map"  # "map": attributed and scored; "image": produces images (feature visualisation), not scored
     needs_corpus: bool = False  # True: ctx.corpus must hold reference images (COCOA corpus, VDSN / embedded Grad-CAM database)
+    applies: AppliesFn = always  # (model traits, resolved params) -> None, or why the method is not defined for that model
+
+    def not_defined_for(self, traits: ModelTraits, params: dict[str, Any]) -> str | None:
+        """Why this method (with these resolved params) is not defined for a model with ``traits``; None when it is."""
+        return self.applies(traits, params)
 
     def resolve_params(self, params: dict[str, Any] | None, image_size: int) -> dict[str, Any]:
         """Defaults overridden by ``params``; unknown keys are refused."""
@@ -67,13 +98,14 @@ def register_method(
     cost: str = "",
     kind: str = "map",
     needs_corpus: bool = False,
+    applies: AppliesFn = always,
 ) -> Callable[[MethodFn], MethodFn]:
-    """Decorator: add a method function to the registry under ``name``."""
+    """Decorator: add a method function to the registry under ``name`` (``applies``: which models it is defined for)."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
-        METHOD_REGISTRY[name] = MethodSpec(name, fn, pair_family, dict(defaults or {}), n_maps, cost, kind, needs_corpus)
+        METHOD_REGISTRY[name] = MethodSpec(name, fn, pair_family, dict(defaults or {}), n_maps, cost, kind, needs_corpus, applies)
         return fn
 
     return wrap

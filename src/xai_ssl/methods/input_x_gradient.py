@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, cosine, register_method
+from xai_ssl.methods.base import MethodContext, cosine, register_method, relu_if_guided
 from xai_ssl.methods.guided import guided_relu
 from xai_ssl.models.encoder import Encoder
 
@@ -32,9 +32,10 @@ def times_input(encoder: Encoder, x: torch.Tensor, grad: torch.Tensor) -> torch.
     pair_family="interpolation",
     defaults={"guided": True},
     cost="2 forwards + 1 backward (guided ReLUs)",
+    applies=relu_if_guided,
 )
 @register_method(
-    "input_x_gradient", pair_family="interpolation", defaults={"guided": False}, cost="2 forwards + 1 backward"
+    "input_x_gradient", pair_family="interpolation", defaults={"guided": False}, cost="2 forwards + 1 backward", applies=relu_if_guided
 )
 def input_x_gradient(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext

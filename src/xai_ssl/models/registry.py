@@ -84,7 +84,7 @@ PRETRAINED_SOURCES: dict[str, PretrainedSource] = {
         "that of the weights' provider",
     ),
     "timm": PretrainedSource(
-        "timm", load_timm, "timm", ("arch", "layout", "network", "embedding", "mean", "std", "input_size"),
+        "timm", load_timm, "timm", ("arch", "layout", "network", "embedding", "mean", "std", "input_size", "model_kwargs"),
         "embedding: cls (class token), pooled (mean of the patch tokens / of the last map) or head (DINO's projection head, "
         "or the file's classifier); see source.json for the model's",
         "that of the weights (timm's pretrained config of arch names it)",

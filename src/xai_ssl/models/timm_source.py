@@ -78,15 +78,27 @@ def pretrained_cfg(arch: str) -> dict[str, Any]:
     return cfg.to_dict() if cfg is not None else {}
 
 
-@functools.lru_cache(maxsize=64)
-def model_family(arch: str) -> str:
+def _kwargs_key(model_kwargs: dict[str, Any] | None) -> str:
+    import json
+
+    return json.dumps(model_kwargs or {}, sort_keys=True)
+
+
+def model_family(arch: str, model_kwargs: dict[str, Any] | None = None) -> str:
     """``vit`` (timm VisionTransformer), ``cnn`` (4-D NCHW forward_features) or an error for other designs."""
+    return _family(arch, _kwargs_key(model_kwargs))
+
+
+@functools.lru_cache(maxsize=64)
+def _family(arch: str, kwargs_json: str) -> str:
+    import json
+
     timm = timm_module()
     from timm.models.vision_transformer import VisionTransformer
 
     check_arch(arch)
     with torch.device("meta"):
-        model = timm.create_model(arch, pretrained=False, num_classes=0)
+        model = timm.create_model(arch, pretrained=False, num_classes=0, **json.loads(kwargs_json))
     if isinstance(model, VisionTransformer):
         return "vit"
     side = int((pretrained_cfg(arch).get("input_size") or (3, 224, 224))[-1])
@@ -102,11 +114,14 @@ def model_family(arch: str) -> str:
     )
 
 
-def create_model(arch: str, num_classes: int = 0, input_size: int | None = None) -> nn.Module:
-    """A timm model without weights; ViTs with dynamic image size and padding (``input_size`` = their trained side)."""
+def create_model(arch: str, num_classes: int = 0, input_size: int | None = None, model_kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """A timm model without weights; ViTs with dynamic image size and padding (``input_size`` = their trained side).
+
+    ``model_kwargs`` go to ``timm.create_model`` (e.g. ``embed_dim``, ``depth``, ``num_heads``, ``patch_size`` for a
+    checkpoint of non-standard size)."""
     timm = timm_module()
-    kwargs: dict[str, Any] = {"pretrained": False, "num_classes": int(num_classes)}
-    if model_family(arch) == "vit":
+    kwargs: dict[str, Any] = {**(model_kwargs or {}), "pretrained": False, "num_classes": int(num_classes)}
+    if model_family(arch, model_kwargs) == "vit":
         kwargs.update(dynamic_img_size=True, dynamic_img_pad=True)
         if input_size is not None:
             kwargs["img_size"] = int(input_size)
@@ -177,13 +192,14 @@ def build_timm_encoder(
     mean: list[float] | None = None,
     std: list[float] | None = None,
     input_size: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> Encoder:
     """The registry architecture ``timm``: rebuild a prepared timm encoder (random weights) from its arch params."""
     from xai_ssl.models.vit import VitEncoder
 
-    net = create_model(model, num_classes, input_size)
+    net = create_model(model, num_classes, input_size, model_kwargs)
     head = DinoHead(dino_head) if dino_head else None
-    if model_family(model) == "vit":
+    if model_family(model, model_kwargs) == "vit":
         enc: Encoder = VitEncoder(net, readout, head, mean, std)
     else:
         enc = TimmCnnEncoder(net, readout, head, mean, std)
@@ -302,6 +318,7 @@ def load_timm(
     mean: list[float] | None = None,
     std: list[float] | None = None,
     input_size: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Encoder, dict[str, Any]]:
     """Load a checkpoint of timm architecture ``arch`` strictly; returns (encoder in eval mode, arch params to rebuild it)."""
     from xai_ssl.models.vit import VitEncoder
@@ -322,9 +339,9 @@ def load_timm(
         if chosen == "dinov2":
             state = _convert_dinov2(state, path)
     cfg = pretrained_cfg(arch)
-    family = model_family(arch)
+    family = model_family(arch, model_kwargs)
     num_classes = _classes_in(state, arch)
-    net = _strict_into(lambda: create_model(arch, num_classes, input_size), state, path, fmt, "backbone" if chosen == "dino_full" else "state dict")
+    net = _strict_into(lambda: create_model(arch, num_classes, input_size, model_kwargs), state, path, fmt, "backbone" if chosen == "dino_full" else "state dict")
     has_cls = family == "vit" and getattr(net, "cls_token", None) is not None
     embedding = embedding or default_embedding(family, has_cls)
     if embedding not in EMBEDDINGS:
@@ -354,6 +371,7 @@ def load_timm(
     params = {
         "model": arch, "readout": readout, "num_classes": num_classes, "dino_head": spec,
         "mean": [float(v) for v in mean], "std": [float(v) for v in std], "input_size": input_size,
+        "model_kwargs": dict(model_kwargs or {}),
     }
     enc.source_facts = {  # type: ignore[attr-defined]
         "layout": chosen,

@@ -73,11 +73,11 @@ def config_traits(model_cfg: dict[str, Any]) -> ModelTraits:
         from xai_ssl.models.timm_source import build_timm_encoder, model_family
 
         arch = model_cfg["arch"]
-        family = model_family(arch)
+        family = model_family(arch, model_cfg.get("model_kwargs"))
         import torch
 
         with torch.device("meta"):
-            enc = build_timm_encoder(arch, "pooled", 0, None, None, None, model_cfg.get("input_size"))
+            enc = build_timm_encoder(arch, "pooled", 0, None, None, None, model_cfg.get("input_size"), model_cfg.get("model_kwargs"))
         traits = encoder_traits(enc, f"timm {arch}")
         if model_cfg.get("embedding") == "head" and model_cfg.get("layout") == "dino_full":
             other = tuple(sorted({*traits.other_activations, "GELU"}))  # DINO's projection head
