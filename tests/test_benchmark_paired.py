@@ -23,7 +23,8 @@ OURS_FW = 74  # forwards of the occlusion workload (6 x 6 windows, 2 views, + 2)
 
 
 class DriftingMachine:
-    """A clock and a CPU whose speed drifts 1x-9x over two minutes and drops to 1/2 or 1/3 for random tenant spells."""
+    """A clock and a CPU whose speed drifts 1x-9x over two minutes, drops to 1/2 or 1/3 for random tenant spells
+    (3-20 s) and to 1/5 for short hiccups (0.5-3 s) that hit single slices."""
 
     def __init__(self, seed: int) -> None:
         self.t = 0.0
@@ -32,8 +33,11 @@ class DriftingMachine:
         start = 0.0
         while start < 5000:
             start += rng.uniform(5, 30)
-            length = rng.uniform(3, 20)
-            self.spells.append((start, start + length, rng.choice((0.5, 1 / 3))))
+            if rng.random() < 0.5:
+                length, factor = rng.uniform(3, 20), rng.choice((0.5, 1 / 3))
+            else:
+                length, factor = rng.uniform(0.5, 3), 0.2
+            self.spells.append((start, start + length, factor))
             start += length
 
     def speed(self, t: float) -> float:
