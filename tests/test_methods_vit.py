@@ -286,3 +286,21 @@ def test_randomisation_layers_of_a_vit(vit: tuple) -> None:
     assert torch.equal(before["blocks.0.attn.qkv.weight"], after["blocks.0.attn.qkv.weight"])
     with torch.no_grad():
         assert not torch.allclose(rnd(X1), enc(X1))
+
+
+def test_attention_heads_are_stored_beside_the_map(vit: tuple, tmp_path: Path) -> None:
+    """compute_attributions collects ctx.extras over chunks; the writer stores them as extra/<name>."""
+    from xai_ssl.attribution import compute_attributions, load_attributions, load_extra, save_attributions
+    from xai_ssl.pairs import Pairs
+
+    enc, _ = vit
+    x = torch.cat([X1, X2])  # 6 images, chunks of 4 + 2
+    pairs = Pairs([f"i{k}" for k in range(6)], np.arange(6), x, x.flip(0), x, None)
+    extras: dict = {}
+    spec = get_method("vit_attention")
+    m1, m2 = compute_attributions(enc, pairs, spec, {}, 0, torch.device("cpu"), 4, progress=False, extras=extras)
+    assert m2 is None and tuple(extras["heads"].shape) == (6, HEADS, G, G)
+    torch.testing.assert_close(extras["heads"].mean(1), m1)
+    save_attributions(tmp_path / "a.h5", pairs.image_ids, pairs.indices, m1, m2, {"method": "vit_attention"}, extras=extras)
+    torch.testing.assert_close(load_extra(tmp_path / "a.h5", "heads"), extras["heads"])
+    assert load_attributions(tmp_path / "a.h5").map1.shape == (6, G, G)

@@ -17,7 +17,10 @@ class Encoder(nn.Module):
 
     The encoder applies its own input normalisation, so callers always pass pixel values in
     [0, 1]. ``features`` is the layer CAM methods use; ``embed_features`` maps it to the
-    embedding whose cosine similarity every method explains.
+    embedding whose cosine similarity every method explains (``forward(x) ==
+    embed_features(features(x))``). Subclasses change these for other designs (a Vision Transformer's
+    patch-token grid: :class:`xai_ssl.models.vit.VitEncoder`) and may define ``truncated_trunk(k)`` /
+    ``default_up_until()`` (feature visualisation's cut) and ``cascade_layers()`` (randomisation order).
     """
 
     def __init__(
