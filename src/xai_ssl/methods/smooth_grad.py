@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method
+from xai_ssl.methods.base import MethodContext, register_method, relu_if_guided
 from xai_ssl.methods.input_x_gradient import input_gradients, times_input
 from xai_ssl.models.encoder import Encoder
 
@@ -67,9 +67,12 @@ _COST = "2*n_samples forwards + n_samples backwards (n_samples = 50), batched ct
 
 @register_method(
     "smooth_grad_g", pair_family="interpolation", family="gradient", defaults={"guided": True, "n_samples": 50, "noise_level": 0.15}, cost=_COST + " (guided ReLUs)",
-    scale=_check
+    scale=_check, applies=relu_if_guided,
 )
-@register_method("smooth_grad", pair_family="interpolation", family="gradient", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST, scale=_check)
+@register_method(
+    "smooth_grad", pair_family="interpolation", family="gradient", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST,
+    scale=_check, applies=relu_if_guided,
+)
 def smooth_grad(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:
