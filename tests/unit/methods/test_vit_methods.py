@@ -5,7 +5,6 @@ of methods that are not defined for a model (guided backpropagation on GELU netw
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from vit_layouts import TIMM_KW, TINY, attention_probs, block_forward, dino_vit_shapes, dinov2_vit_shapes, random_state, vit_forward
+from workflow_runner import TINY_CONFIG
 
 from xai_ssl.config import ConfigError, validate_config
 from xai_ssl.methods import MethodContext, get_method
@@ -20,9 +20,6 @@ from xai_ssl.methods.feature_visualisation import default_up_until, truncated_tr
 from xai_ssl.metrics.randomisation import randomisation_layers, randomised_encoder
 from xai_ssl.models.encoder import IMAGENET_MEAN, IMAGENET_STD
 from xai_ssl.models.registry import load_pretrained
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workflow_runner import TINY_CONFIG  # noqa: E402
 
 P, HEADS, DEPTH, SIDE, DIM = TINY["patch"], TINY["heads"], TINY["depth"], TINY["side"], TINY["dim"]
 G = SIDE // P  # patch grid side
@@ -122,7 +119,7 @@ def test_gradcam_equals_hand_gradient_with_respect_to_the_patch_tokens(vit: tupl
 
 @pytest.mark.parametrize("name", ["interaction_cam_mean", "interaction_cam_max", "interaction_cam_sa", "embedded_gradcam", "vdsn"])
 def test_other_cam_methods_give_patch_grid_maps(vit: tuple, name: str) -> None:
-    from xai_ssl.corpus import Corpus
+    from xai_ssl.methods.corpus import Corpus
 
     enc, _ = vit
     spec = get_method(name)
@@ -289,16 +286,17 @@ def test_randomisation_layers_of_a_vit(vit: tuple) -> None:
 
 
 def test_attention_heads_are_stored_beside_the_map(vit: tuple, tmp_path: Path) -> None:
-    """compute_attributions collects ctx.extras over chunks; the writer stores them as extra/<name>."""
-    from xai_ssl.attribution import compute_attributions, load_attributions, load_extra, save_attributions
-    from xai_ssl.pairs import Pairs
+    """explain_pairs collects ctx.extras over chunks (in image order); the writer stores them as extra/<name>."""
+    from xai_ssl.engine import explain_pairs
+    from xai_ssl.io.maps_file import load_attributions, load_extra, save_attributions
+    from xai_ssl.io.pairs_file import Pairs
 
     enc, _ = vit
     x = torch.cat([X1, X2])  # 6 images, chunks of 4 + 2
     pairs = Pairs([f"i{k}" for k in range(6)], np.arange(6), x, x.flip(0), x, None)
     extras: dict = {}
     spec = get_method("vit_attention")
-    m1, m2 = compute_attributions(enc, pairs, spec, {}, 0, torch.device("cpu"), 4, progress=False, extras=extras)
+    m1, m2 = explain_pairs(enc, pairs, spec, {}, 0, torch.device("cpu"), 4, progress=False, extras=extras)
     assert m2 is None and tuple(extras["heads"].shape) == (6, HEADS, G, G)
     torch.testing.assert_close(extras["heads"].mean(1), m1)
     save_attributions(tmp_path / "a.h5", pairs.image_ids, pairs.indices, m1, m2, {"method": "vit_attention"}, extras=extras)

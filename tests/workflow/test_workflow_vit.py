@@ -8,8 +8,6 @@ import copy
 import json
 import re
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,13 +17,14 @@ import pytest
 import torch
 import yaml
 from vit_layouts import TIMM_KW, TINY, dino_vit_shapes, write_dino_full
-from workflow_runner import REPO, TINY_CONFIG, copy_code, planned_jobs, snakemake, snakemake_env
+from helpers import REPO
+from workflow_runner import TINY_CONFIG, copy_code, planned_jobs, snakemake, write_config
 
-from xai_ssl.attribution import load_attributions, load_extra
 from xai_ssl.config import validate_config
+from xai_ssl.io.maps_file import load_attributions, load_extra
+from xai_ssl.io.pairs_file import read_pairs
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.models.registry import load_encoder
-from xai_ssl.pairs import read_pairs
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("vit_run")]
 
@@ -108,16 +107,13 @@ def vit_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, float
     spec.loader.exec_module(mod)
     torch.manual_seed(5)
     torch.save(mod.MyNet(16, 32).state_dict(), work / cfg["models"]["mine"]["checkpoint"])  # "trained elsewhere"
-    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    # ~60 jobs: longer than workflow_runner's 900 s limit on a loaded 2-core machine
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(work), "--cores", "2"]
+    write_config(work, cfg)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=snakemake_env(code), timeout=3600)
+    snakemake(work, code, timeout=3600)  # ~60 jobs: longer than the default 900 s on a loaded 2-core machine
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert proc.returncode == 0, f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     print(f"tiny-ViT workflow (+ python example): {wall:.0f} s wall, {cpu:.0f} s CPU (user+sys of all jobs)")
     return work, cfg, wall
 
@@ -228,7 +224,7 @@ def test_dino_dry_run(tmp_path: Path) -> None:
 
 def test_timm_model_downloaded_from_url_with_a_pinned_digest(tmp_path: Path) -> None:
     """A timm entry with ``url`` + ``sha256``: the download rule fetches it (file:// here), the pin is checked."""
-    from xai_ssl.models.download import sha256_file
+    from xai_ssl.io.download import sha256_file
 
     published = tmp_path / "published" / "dino_tiny_pretrain.pth"
     published.parent.mkdir()
