@@ -176,6 +176,37 @@ def test_stored_maps_equal_a_recomputation(vit_run: tuple) -> None:
     assert load_extra(work / "results/attributions/tiny/tiny_vit/gradcam/shard-0.h5", "heads") is None
 
 
+def test_verify_checks_the_methods_of_each_model_and_the_extra_arrays(vit_run: tuple, tmp_path: Path) -> None:
+    """``python -m xai_ssl.verify`` expects each model's own methods, and refuses an extra array of the wrong length."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from workflow_runner import snakemake_env
+
+    work, _, _ = vit_run
+    code = tmp_path / "code"
+    copy_code(code)
+
+    def verify(where: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "xai_ssl.verify"], cwd=where, capture_output=True, text=True, env=snakemake_env(code), timeout=600, check=False)
+
+    proc = verify(work)
+    assert proc.returncode == 0 and "0 problems, 0 missing" in proc.stdout, proc.stdout + proc.stderr
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy, symlinks=True)
+    path = copy / "results/attributions/tiny/tiny_vit/vit_attention/shard-0.h5"
+    stat = path.stat()
+    with h5py.File(path, "a") as f:
+        heads = f["extra/heads"][()]
+        del f["extra/heads"]
+        f.create_dataset("extra/heads", data=heads[:3])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    proc = verify(copy)
+    assert proc.returncode == 1 and "extra/heads has 3 rows for its 4 image ids" in proc.stdout, proc.stdout
+
+
 def test_feature_visualisation_counts_blocks(vit_run: tuple) -> None:
     work, _, _ = vit_run
     with h5py.File(work / "results/feature_visualisation/tiny/tiny_vit/feature_visualisation.h5", "r") as f:
