@@ -55,9 +55,10 @@ VIT_METHODS = {
     "cocoa_gradshap": {"corpus_size": 6, "foil_size": 6, "n_samples": 2},
     "embedded_gradcam": {"corpus_size": 6, "k": 3},
     "vdsn": {"corpus_size": 6},
+    "random_baseline": {},
 }
 MINE_ONLY = {"input_x_gradient_g": {}}  # guided: defined for the ReLU model only
-MINE = ["conditional_occlusion", "gradcam", "input_x_gradient_g"]
+MINE = ["conditional_occlusion", "gradcam", "input_x_gradient_g", "random_baseline"]
 GRID = {"gradcam", "interaction_cam_mean", "interaction_cam_max", "interaction_cam_sa", "embedded_gradcam", "vdsn", "vit_attention", "attention_rollout"}
 OCCLUSION = {"conditional_occlusion", "context_agnostic_occlusion"}
 
@@ -245,7 +246,8 @@ def test_dino_dry_run(tmp_path: Path) -> None:
     jobs = planned_jobs(proc)
     n_shards = DINO["datasets"]["imagenet_val"]["n_shards"]
     assert jobs["download_checkpoint"] == 2 and jobs["prepare_model"] == 2 and jobs["prepare_imagenet_val"] == 1
-    assert jobs["compute_attributions"] == (22 + 24) * n_shards and jobs["compute_metrics"] == (22 + 24) * n_shards
+    # 22 + 3 baselines on the ViT (no guided methods), 24 + 3 on the ResNet (no attention maps)
+    assert jobs["compute_attributions"] == (25 + 27) * n_shards and jobs["compute_metrics"] == (25 + 27) * n_shards
     assert jobs["feature_visualisation"] == 2 and "train_model" not in jobs
     text = proc.stdout + proc.stderr
     assert "resources/checkpoints/dino/dino_deitsmall16_pretrain.pth" in text and "dino_resnet50_pretrain.pth" in text
