@@ -110,13 +110,13 @@ def random_state(shapes: OrderedDict, seed: int) -> OrderedDict:
     for k, shape in shapes.items():
         if k.endswith("num_batches_tracked"):
             out[k] = torch.tensor(0, dtype=torch.long)
-        elif k.endswith("running_var") or k.endswith("weight_g"):
+        elif k.endswith(("running_var", "weight_g")):
             out[k] = 1.0 + 0.1 * torch.rand(shape, generator=g)
         elif k.endswith(".gamma"):
             out[k] = 0.5 + 0.1 * torch.randn(shape, generator=g)
         elif k.endswith(".weight") and len(shape) == 1:  # LayerNorm / BatchNorm
             out[k] = 1.0 + 0.1 * torch.randn(shape, generator=g)
-        elif k.endswith(".bias") or k.endswith("running_mean"):
+        elif k.endswith((".bias", "running_mean")):
             out[k] = 0.1 * torch.randn(shape, generator=g)
         else:
             fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from vit_layouts import TIMM_KW, TINY, dino_vit_shapes, write_dino_full
-from helpers import REPO
-from workflow_runner import TINY_CONFIG, copy_code, planned_jobs, snakemake, write_config
 
+from helpers import REPO
+from vit_layouts import TIMM_KW, TINY, dino_vit_shapes, write_dino_full
+from workflow_runner import TINY_CONFIG, copy_code, planned_jobs, snakemake, write_config
 from xai_ssl.config import validate_config
 from xai_ssl.io.maps_file import load_attributions, load_extra
 from xai_ssl.io.pairs_file import read_pairs
@@ -65,7 +65,7 @@ OCCLUSION = {"conditional_occlusion", "context_agnostic_occlusion"}
 
 def docs_block(marker: str) -> str:
     """The fenced block after ``<!-- example: marker -->`` in docs/models.md."""
-    m = re.search(rf"<!-- example: {re.escape(marker)} -->\s*```\w+\n(.*?)```", DOCS, re.S)
+    m = re.search(rf"<!-- example: {re.escape(marker)} -->\s*```\w+\n(.*?)```", DOCS, re.DOTALL)
     assert m, marker
     return m.group(1)
 
@@ -120,7 +120,7 @@ def vit_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, float
 
 
 def test_outputs_and_per_model_methods(vit_run: tuple) -> None:
-    work, cfg, _ = vit_run
+    work, _, _ = vit_run
     for model in ("tiny_vit", "mine"):
         for rel in ("tables/tiny/{m}/scores.md", "figures/tiny/{m}/attribution_grid.png", "figures/tiny/{m}/metric_bars.png",
                     "figures/tiny/{m}/feature_visualisation_feature_visualisation.png", "models/{m}/source.json"):
@@ -167,7 +167,7 @@ def test_stored_maps_equal_a_recomputation(vit_run: tuple) -> None:
         spec = get_method(method)
         a, b = read_pairs(work / "results/pairs/tiny.h5", att.indices).pair(spec.pair_family)
         ctx = MethodContext(torch.device("cpu"), 16)
-        m1, m2 = spec.fn(enc, a, b, spec.resolve_params(cfg["methods"][method]["params"], SIDE), ctx)
+        m1, _ = spec.fn(enc, a, b, spec.resolve_params(cfg["methods"][method]["params"], SIDE), ctx)
         torch.testing.assert_close(m1, att.map1, rtol=1e-5, atol=1e-6)
         if method == "vit_attention":
             heads = load_extra(path, "heads")

@@ -47,7 +47,9 @@ FORMAT = "python (your factory's checkpoint)"
 
 def resolve_factory(spec: str) -> Callable[..., Any]:
     """The function named by ``package.module:function`` or ``path/to/file.py:function``."""
-    if not isinstance(spec, str) or spec.count(":") != 1:
+    if not isinstance(spec, str):
+        raise TypeError(f"factory must be a string 'package.module:function' or 'path/to/file.py:function', got {spec!r}")
+    if spec.count(":") != 1:
         raise ValueError(f"factory must be 'package.module:function' or 'path/to/file.py:function', got {spec!r}")
     target, name = spec.split(":")
     if target.endswith(".py"):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from vit_layouts import TIMM_KW, TINY, attention_probs, block_forward, dino_vit_shapes, dinov2_vit_shapes, random_state, vit_forward
 from workflow_runner import TINY_CONFIG
-
 from xai_ssl.config import ConfigError, validate_config
 from xai_ssl.methods import MethodContext, get_method
 from xai_ssl.methods.feature_visualisation import default_up_until, truncated_trunk

@@ -3,13 +3,12 @@ through the real loader and checked against a plain re-implementation of the pub
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
-from torch import nn
+
 from vit_layouts import (
     HEAD,
     TIMM_KW,
@@ -23,7 +22,6 @@ from vit_layouts import (
     vit_forward,
     write_dino_full,
 )
-
 from xai_ssl.models.checkpoints import CheckpointError
 from xai_ssl.models.dino_head import head_spec
 from xai_ssl.models.encoder import IMAGENET_MEAN, IMAGENET_STD
