@@ -79,7 +79,7 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
             raise ValueError(f"factory {spec!r}: cannot import module {target!r} ({exc}); put it on PYTHONPATH or in the working directory") from exc
     fn = getattr(module, name, None)
     if not callable(fn):
-        raise ValueError(f"factory {spec!r}: {target} has no function {name!r}")
+        raise TypeError(f"factory {spec!r}: {target} has no function {name!r}")
     if "checkpoint" not in inspect.signature(fn).parameters:
         raise ValueError(f"factory {spec!r}: the function must accept a 'checkpoint' argument (path of the weights, or None)")
     return fn
