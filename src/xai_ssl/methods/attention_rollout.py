@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method, vit_with_class_token
+from xai_ssl.methods.base import MethodContext, Passes, register_method, vit_with_class_token
 from xai_ssl.methods.vit_attention import class_token_rows, patch_grid, require_vit
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.vit import block_attentions
@@ -60,6 +60,7 @@ def rollout(attentions: list[torch.Tensor], how: str = "mean") -> torch.Tensor:
     n_maps=1,
     cost="1 forward, every block's attention computed unfused, + depth products of [T, T] matrices per image (no backward)",
     scale=_check, applies=vit_with_class_token,
+    passes=lambda p, size: Passes(1),  # the first view only
 )
 def attention_rollout(encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext) -> tuple[torch.Tensor, None]:
     """Class-token row of the attention rollout over the patches [B, h, w]."""

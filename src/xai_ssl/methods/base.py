@@ -103,9 +103,11 @@ def register_method(
     scale: Scaler | None = None,
     family: str = "other",
     baseline: bool = False,
+    passes: PassCounter | None = None,
     applies: AppliesFn = always,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: add a method function to the registry under ``name`` (``scale``: see :class:`registry.Spec`;
+    ``passes``: its encoder passes for resolved parameters and an image size, see :class:`Passes`;
     ``applies``: which models it is defined for, asked when the config is validated)."""
 
     def wrap(fn: MethodFn) -> MethodFn:

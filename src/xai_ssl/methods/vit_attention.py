@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, register_method, vit_with_class_token
+from xai_ssl.methods.base import MethodContext, Passes, register_method, vit_with_class_token
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.vit import VitEncoder, block_attentions
 
@@ -51,6 +51,7 @@ def class_token_rows(att: torch.Tensor, encoder: VitEncoder, grid: tuple[int, in
     n_maps=1,
     cost="1 forward, the last block's attention computed unfused (no backward)",
     applies=vit_with_class_token,
+    passes=lambda p, size: Passes(1),  # the first view only
 )
 def vit_attention(encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext) -> tuple[torch.Tensor, None]:
     """Mean over heads [B, h, w] of the last block's class-token attention to the patches; heads in ctx.extras['heads']."""
