@@ -77,11 +77,11 @@ def snakemake_env(code: Path, slurm: bool = False) -> dict[str, str]:
     return env
 
 
-def snakemake(workdir: Path, code: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake on the copied workflow ``code`` in ``workdir`` (a subprocess, as users do)."""
+def snakemake(workdir: Path, code: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run snakemake on the copied workflow ``code`` in ``workdir`` (a subprocess, as users do; ``timeout`` in seconds)."""
     env = snakemake_env(code)
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

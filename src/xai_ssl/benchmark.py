@@ -15,14 +15,26 @@ Workloads are truncated so that a CPU run takes minutes: occlusion uses the pape
 (scaled) with a coarser stride, insertion/deletion uses fewer, larger steps. Throughput in forwards
 per second does not depend on the number of steps; per-image times are scaled to the paper's
 settings for the whole-study estimate. Results go to a Markdown and a CSV table.
+
+Timing on a shared machine (:func:`paired_race`): a machine whose speed drifts several-fold within
+minutes makes any ratio of two separately timed runs meaningless. Every variant therefore runs in short
+slices (ours: one call; the reference and Captum: one view or one image of the workload) that alternate
+with short plain-forward slices: limit, A, limit, B, limit, ..., the order of A, B, ... reversed every
+round. Each slice's rate is divided by the mean rate of the two limit slices around it (linear drift
+cancels), and the tables report the median of these paired ratios over the rounds with their range
+(``--rounds``, default 5); a speed-up of ours over the reference is the median of the per-round ratios of
+their paired ratios. ``--model`` takes any timm name too (``vit_small_patch16_224``: the ViT-S/16 row);
+``--batch-size auto`` uses the workflow's fastest-batch picker.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +62,8 @@ class Row:
     seconds: float
     check: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    limit_fps: float | None = None  # the plain forward rate timed in the same rounds as this workload (ours only)
+    limit_fps: float | None = None  # median plain forward rate of the limit slices paired with this workload (ours only)
+    ratio: tuple[float, float, float] | None = None  # (median, min, max) paired ratio: vs the limit (ours), speed-up of ours (others)
 
     @property
     def forwards_per_s(self) -> float:
@@ -69,33 +82,89 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-WARM_UP = ("ours", "limit")  # variants that run once untimed before the rounds of :func:`race`
+@dataclass
+class Slice:
+    """One timed unit of a variant: ``fn()`` does ``units`` of work (forwards of the workload it belongs to)."""
+
+    fn: Callable[[], Any]
+    units: float
 
 
-def race(fns: dict[str, Callable[[], Any]], device: torch.device, rounds: int = 2, warm: tuple[str, ...] = WARM_UP) -> dict[str, tuple[Any, float]]:
-    """Time the functions interleaved, ``rounds`` times each after one warm-up of those in ``warm``; name -> (last result, best seconds).
+@dataclass
+class Timeline:
+    """The slices of a :func:`paired_race` in the order they ran: (variant, seconds, units), and each variant's last result."""
 
-    Interleaving puts every variant under the same machine conditions (a shared VM drifts by 10 % and
-    more within minutes), and the best of the rounds discards slowdowns from other tenants.
+    entries: list[tuple[str, float, float]]
+    results: dict[str, Any]
+
+    def rates(self, name: str) -> list[float]:
+        """Units per second of each slice of ``name``."""
+        return [u / sec for n, sec, u in self.entries if n == name]
+
+    def relative(self, name: str, reference: str = "limit") -> list[float]:
+        """Per slice of ``name``: its rate ÷ the mean rate of the ``reference`` slices just before and just after it."""
+        out = []
+        for j, (n, sec, u) in enumerate(self.entries):
+            if n != name:
+                continue
+            around = [self.entries[i] for i in (self._nearest(j, reference, -1), self._nearest(j, reference, 1)) if i is not None]
+            if around:
+                out.append((u / sec) / (sum(uu / ss for _, ss, uu in around) / len(around)))
+        return out
+
+    def _nearest(self, j: int, name: str, step: int) -> int | None:
+        i = j + step
+        while 0 <= i < len(self.entries):
+            if self.entries[i][0] == name:
+                return i
+            i += step
+        return None
+
+    def vs_limit(self, name: str) -> tuple[float, float, float]:
+        """(median, min, max) of the paired ratios rate(name) / rate(limit)."""
+        return spread(self.relative(name))
+
+    def speedup(self, faster: str, slower: str) -> tuple[float, float, float]:
+        """(median, min, max) over rounds of rel(faster) / rel(slower): how much faster ``faster`` does the same work."""
+        a, b = self.relative(faster), self.relative(slower)
+        return spread([x / y for x, y in zip(a, b)])
+
+    def seconds(self, name: str, units: float) -> float:
+        """Seconds for ``units`` of work at the median rate of ``name``."""
+        return units / statistics.median(self.rates(name))
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(median, min, max)."""
+    return statistics.median(values), min(values), max(values)
+
+
+def paired_race(slices: dict[str, Slice], device: torch.device, rounds: int = 5, clock: Callable[[], float] = time.perf_counter) -> Timeline:
+    """Time short slices alternating with the ``limit`` slice: limit, A, limit, B, limit, ... (others reversed every round).
+
+    Nothing is warmed up here (the callers run each variant once untimed, which also gives the results they
+    check). Every non-limit slice has a limit slice right before and right after it, so its paired ratio
+    (:meth:`Timeline.relative`) compares rates measured within seconds of each other.
     """
-    out: dict[str, tuple[Any, float]] = {}
-    for name in warm:
-        if name in fns:
-            fns[name]()
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            sync(device)
-            t0 = time.perf_counter()
-            result = fn()
-            sync(device)
-            sec = time.perf_counter() - t0
-            out[name] = (result, min(sec, out[name][1]) if name in out else sec)
-    return out
+    if "limit" not in slices:
+        raise ValueError("paired_race: needs a 'limit' slice")
+    others = [n for n in slices if n != "limit"]
+    entries: list[tuple[str, float, float]] = []
+    results: dict[str, Any] = {}
 
+    def timed(name: str) -> None:
+        sync(device)
+        t0 = clock()
+        results[name] = slices[name].fn()
+        sync(device)
+        entries.append((name, clock() - t0, float(slices[name].units)))
 
-def calls_made(name: str, rounds: int, warm: tuple[str, ...] = WARM_UP) -> int:
-    """How many times :func:`race` calls the function ``name``."""
-    return rounds + (name in warm)
+    timed("limit")
+    for r in range(rounds):
+        for name in (others if r % 2 == 0 else others[::-1]):
+            timed(name)
+            timed("limit")
+    return Timeline(entries, results)
 
 
 class CountingEncoder(torch.nn.Module):
@@ -125,12 +194,30 @@ def build_model(name: str, device: torch.device, channels_last: bool, autocast: 
         from xai_ssl.models.small_resnet import build_small_resnet
 
         enc = build_small_resnet()
-    else:
+    elif name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
         from xai_ssl.models.torchvision_resnet import build_torchvision_resnet_encoder
 
         enc = build_torchvision_resnet_encoder(name)
+    else:  # any timm name, e.g. vit_small_patch16_224 (the DINO ViT-S/16 architecture): class-token embedding
+        from xai_ssl.models.timm_source import build_timm_encoder, default_embedding, model_family
+
+        vit = model_family(name) == "vit"
+        enc = build_timm_encoder(name, default_embedding(model_family(name), vit), mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+        if vit:
+            spread_weights(enc)
     calibrate_batch_norm(enc, device)
     return enc.set_speed(channels_last=channels_last, autocast=autocast)
+
+
+def spread_weights(enc: Encoder, seed: int = 0) -> None:
+    """Re-draw every weight matrix and token ~ N(0, 1.5² / fan_in), seeded: timm's ViT initialisation (std 0.02, class
+    token 1e-6) maps all images to nearly the same class token, which makes every occlusion drop 0 and the checks void."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in enc.parameters():
+            if p.ndim >= 2:
+                fan_in = p.shape[-1] if p.ndim == 3 else p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) * (1.5 / math.sqrt(fan_in)))
 
 
 def calibrate_batch_norm(enc: Encoder, device: torch.device) -> None:
@@ -182,15 +269,36 @@ def limit_fn(enc: Encoder, x: torch.Tensor, batch_size: int) -> Callable[[], Non
     return run
 
 
-def limit_rate(timings: dict[str, tuple[Any, float]], batch_size: int) -> float:
-    """Plain forwards per second from the ``limit`` entry of a :func:`race`."""
-    return LIMIT_BATCHES * batch_size / timings["limit"][1]
+def limit_slice(enc: Encoder, x: torch.Tensor, batch_size: int) -> Slice:
+    """The plain forward slice: ``LIMIT_BATCHES`` batches of ``batch_size`` images."""
+    return Slice(limit_fn(enc, x, batch_size), LIMIT_BATCHES * batch_size)
 
 
-def bench_limit(enc: Encoder, x: torch.Tensor, batch_size: int, device: torch.device) -> Row:
-    """The encoder's plain batched forward throughput at ``batch_size`` (the practical limit)."""
+def bench_limit(enc: Encoder, x: torch.Tensor, batch_size: int, device: torch.device, rounds: int = 2) -> Row:
+    """The encoder's plain batched forward throughput at ``batch_size`` (the practical limit), median of ``rounds`` timings."""
+    fn = limit_fn(enc, x, batch_size)
+    fn()  # warm-up
     n = LIMIT_BATCHES * batch_size
-    return Row("plain forward", "limit", n, n, race({"limit": limit_fn(enc, x, batch_size)}, device)["limit"][1])
+    secs = []
+    for _ in range(max(1, rounds)):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        secs.append(time.perf_counter() - t0)
+    return Row("plain forward", "limit", n, n, statistics.median(secs))
+
+
+def ours_row(name: str, t: Timeline, forwards: int, images: int, **extra: Any) -> Row:
+    """The ``ours`` row of a workload from its paired timeline."""
+    return Row(name, "ours", forwards, images, t.seconds("ours", forwards), limit_fps=statistics.median(t.rates("limit")),
+               ratio=t.vs_limit("ours"), **extra)
+
+
+def cycling(fns: list[Callable[[], Any]]) -> Callable[[], Any]:
+    """A function that calls the next of ``fns`` at every call (a slice = one part of a workload)."""
+    it = itertools.cycle(fns)
+    return lambda: next(it)()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,8 +358,12 @@ def window_average(drops: torch.Tensor, size: int, window: int, stride: int) -> 
     return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
 
 
-def bench_occlusion(enc: Encoder, x: torch.Tensor, batch_size: int, positions: int, device: torch.device, captum: bool, rounds: int = 2) -> list[Row]:
-    """Conditional occlusion of both views of ``x`` pairs: ours vs. the seed-style loop vs. Captum (fp32, contiguous)."""
+def bench_occlusion(enc: Encoder, x: torch.Tensor, batch_size: int, positions: int, device: torch.device, captum: bool, rounds: int = 5) -> list[Row]:
+    """Conditional occlusion of both views of ``x`` pairs: ours vs. the seed-style loop vs. Captum (fp32, contiguous).
+
+    Slices: ours = the whole workload (one call); reference / Captum = one view of it (2n calls cover it).
+    Each variant runs once untimed first: warm-up, forward count and the equality checks.
+    """
     plain = plain_copy(enc)
     spec = get_method("conditional_occlusion")
     size = x.shape[-1]
@@ -261,27 +373,29 @@ def bench_occlusion(enc: Encoder, x: torch.Tensor, batch_size: int, positions: i
     n = x1.shape[0]
     counter = CountingEncoder(enc)
     ctx = MethodContext(device=device, batch_size=batch_size, seeds=[0] * n)
-    fns: dict[str, Callable[[], Any]] = {
-        "ours": lambda: spec.fn(counter, x1, x2, params, ctx),
-        "limit": limit_fn(enc, x, batch_size),
-        "reference": lambda: [reference_occlusion(plain, x1[b], x2[b], w, s) for b in range(n)]
-        + [reference_occlusion(plain, x2[b], x1[b], w, s) for b in range(n)],
+    views = [(x1[b], x2[b]) for b in range(n)] + [(x2[b], x1[b]) for b in range(n)]
+    m1, m2 = spec.fn(counter, x1, x2, params, ctx)
+    fw = counter.count
+    ours_maps = [m1[b] for b in range(n)] + [m2[b] for b in range(n)]
+    limit_fn(enc, x, batch_size)()
+    ref = [reference_occlusion(plain, a, c, w, s) for a, c in views]
+    slices = {
+        "limit": limit_slice(enc, x, batch_size),
+        "ours": Slice(lambda: spec.fn(enc, x1, x2, params, ctx), fw),
+        "reference": Slice(cycling([lambda a=a, c=c: reference_occlusion(plain, a, c, w, s) for a, c in views]), fw / len(views)),
     }
     if captum:
-        fns["captum"] = lambda: [captum_occlusion(plain, x1[b], x2[b], w, s, batch_size) for b in range(n)] + [
-            captum_occlusion(plain, x2[b], x1[b], w, s, batch_size) for b in range(n)
-        ]
-    t = race(fns, device, rounds)
-    fw = counter.count // calls_made("ours", rounds)
-    (m1, _), sec = t["ours"]
-    rows = [Row("conditional_occlusion", "ours", fw, n, sec, extra=params, limit_fps=limit_rate(t, batch_size))]
-    ref, sec_ref = t["reference"]
-    diff = max((ref[b] - m1[b]).abs().max().item() for b in range(n))
-    rows.append(Row("conditional_occlusion", "reference", fw, n, sec_ref, check=f"max |ours - reference| = {diff:.1e}"))
+        cap = [captum_occlusion(plain, a, c, w, s, batch_size) for a, c in views]
+        slices["captum"] = Slice(cycling([lambda a=a, c=c: captum_occlusion(plain, a, c, w, s, batch_size) for a, c in views]), fw / len(views))
+    t = paired_race(slices, device, rounds)
+    rows = [ours_row("conditional_occlusion", t, fw, n, extra=params)]
+    diff = max((r - o).abs().max().item() for r, o in zip(ref, ours_maps))
+    rows.append(Row("conditional_occlusion", "reference", fw, n, t.seconds("reference", fw), check=f"max |ours - reference| = {diff:.1e}",
+                    ratio=t.speedup("ours", "reference")))
     if captum:
-        cap, sec_cap = t["captum"]
-        diff = max((cap[b] - window_average(m1[b], size, w, s)).abs().max().item() for b in range(n))
-        rows.append(Row("conditional_occlusion", "captum", fw, n, sec_cap, check=f"max |window-averaged ours - captum| = {diff:.1e}"))
+        diff = max((c - window_average(o, size, w, s)).abs().max().item() for c, o in zip(cap, ours_maps))
+        rows.append(Row("conditional_occlusion", "captum", fw, n, t.seconds("captum", fw), check=f"max |window-averaged ours - captum| = {diff:.1e}",
+                        ratio=t.speedup("ours", "captum")))
     return rows
 
 
@@ -334,8 +448,8 @@ def reference_insertion_deletion(enc: Encoder, x1: torch.Tensor, x2: torch.Tenso
     return out
 
 
-def bench_insertion_deletion(enc: Encoder, x: torch.Tensor, batch_size: int, steps: int, device: torch.device, rounds: int = 2) -> list[Row]:
-    """SI/SD/CI/CD of random maps: ours (batched over steps, condition embedded once) vs. the seed-style loop."""
+def bench_insertion_deletion(enc: Encoder, x: torch.Tensor, batch_size: int, steps: int, device: torch.device, rounds: int = 5) -> list[Row]:
+    """SI/SD/CI/CD of random maps: ours (batched over steps, condition embedded once) vs. the seed-style loop (slices: one image)."""
     spec = get_metric("insertion_deletion")
     size = x.shape[-1]
     params = spec.resolve_params({"pixels_per_step": math.ceil(size * size / steps)}, size)
@@ -346,18 +460,20 @@ def bench_insertion_deletion(enc: Encoder, x: torch.Tensor, batch_size: int, ste
     counter = CountingEncoder(enc)
     ctx = MethodContext(device=device, batch_size=batch_size, seeds=[0] * n)
     plain = plain_copy(enc)
-    t = race({
-        "ours": lambda: spec.fn(counter, x1, x2, m1, m2, params, ctx),
-        "limit": limit_fn(enc, x, batch_size),
-        "reference": lambda: reference_insertion_deletion(plain, x1, x2, m1, m2, params),
+    scores, _ = spec.fn(counter, x1, x2, m1, m2, params, ctx)
+    fw = counter.count
+    limit_fn(enc, x, batch_size)()
+    ref = reference_insertion_deletion(plain, x1, x2, m1, m2, params)
+    per_image = [lambda b=b: reference_insertion_deletion(plain, x1[b : b + 1], x2[b : b + 1], m1[b : b + 1], m2[b : b + 1], params) for b in range(n)]
+    t = paired_race({
+        "limit": limit_slice(enc, x, batch_size),
+        "ours": Slice(lambda: spec.fn(enc, x1, x2, m1, m2, params, ctx), fw),
+        "reference": Slice(cycling(per_image), fw / n),
     }, device, rounds)
-    fw = counter.count // calls_made("ours", rounds)
-    (scores, _), sec = t["ours"]
-    rows = [Row("insertion_deletion", "ours", fw, n, sec, extra={"pixels_per_step": params["pixels_per_step"], "steps": steps},
-                limit_fps=limit_rate(t, batch_size))]
-    ref, sec_ref = t["reference"]
+    rows = [ours_row("insertion_deletion", t, fw, n, extra={"pixels_per_step": params["pixels_per_step"], "steps": steps})]
     diff = max(abs(float(scores[k][b]) - ref[k][b]) for k in ref for b in range(n))
-    rows.append(Row("insertion_deletion", "reference", fw, n, sec_ref, check=f"max |ours - reference| AUC = {diff:.1e}"))
+    rows.append(Row("insertion_deletion", "reference", fw, n, t.seconds("reference", fw), check=f"max |ours - reference| AUC = {diff:.1e}",
+                    ratio=t.speedup("ours", "reference")))
     return rows
 
 
@@ -372,7 +488,7 @@ PERTURBATION_METHODS = {
 
 
 def bench_method_throughput(
-    enc: Encoder, name: str, x: torch.Tensor, batch_size: int, params: dict[str, Any], device: torch.device, rounds: int = 2
+    enc: Encoder, name: str, x: torch.Tensor, batch_size: int, params: dict[str, Any], device: torch.device, rounds: int = 5
 ) -> Row | None:
     """Forwards per second of a registered perturbation method (skipped when not registered or not runnable)."""
     if name not in METHOD_REGISTRY:
@@ -387,13 +503,16 @@ def bench_method_throughput(
     counter = CountingEncoder(enc)
     ctx = MethodContext(device=device, batch_size=batch_size, seeds=list(range(x1.shape[0])))
     try:
-        t = race({"ours": lambda: spec.fn(counter, x1, x2, resolved, ctx), "limit": limit_fn(enc, x, batch_size)}, device, rounds)
+        spec.fn(counter, x1, x2, resolved, ctx)
     except Exception as exc:  # methods needing a corpus etc.: reported, not fatal
         return Row(name, "ours", 0, x1.shape[0], float("nan"), check=f"skipped: {type(exc).__name__}: {exc}"[:120])
-    return Row(name, "ours", counter.count // calls_made("ours", rounds), x1.shape[0], t["ours"][1], limit_fps=limit_rate(t, batch_size))
+    fw = counter.count
+    limit_fn(enc, x, batch_size)()
+    t = paired_race({"limit": limit_slice(enc, x, batch_size), "ours": Slice(lambda: spec.fn(enc, x1, x2, resolved, ctx), fw)}, device, rounds)
+    return ours_row(name, t, fw, x1.shape[0])
 
 
-def bench_average_drop(enc: Encoder, x: torch.Tensor, batch_size: int, device: torch.device, rounds: int = 2) -> list[Row]:
+def bench_average_drop(enc: Encoder, x: torch.Tensor, batch_size: int, device: torch.device, rounds: int = 5) -> list[Row]:
     """SAD/SIC/CAD/CID: forwards per second of the metric (a handful of forwards per image)."""
     spec = get_metric("average_drop_increase")
     size = x.shape[-1]
@@ -404,8 +523,11 @@ def bench_average_drop(enc: Encoder, x: torch.Tensor, batch_size: int, device: t
     m1, m2 = torch.rand(n, 7, 7, generator=g).to(device), torch.rand(n, 7, 7, generator=g).to(device)
     counter = CountingEncoder(enc)
     ctx = MethodContext(device=device, batch_size=batch_size, seeds=[0] * n)
-    t = race({"ours": lambda: spec.fn(counter, x1, x2, m1, m2, params, ctx), "limit": limit_fn(enc, x, batch_size)}, device, rounds)
-    return [Row("average_drop_increase", "ours", counter.count // calls_made("ours", rounds), n, t["ours"][1], limit_fps=limit_rate(t, batch_size))]
+    spec.fn(counter, x1, x2, m1, m2, params, ctx)
+    fw = counter.count
+    limit_fn(enc, x, batch_size)()
+    t = paired_race({"limit": limit_slice(enc, x, batch_size), "ours": Slice(lambda: spec.fn(enc, x1, x2, m1, m2, params, ctx), fw)}, device, rounds)
+    return [ours_row("average_drop_increase", t, fw, n)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,6 +584,7 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
     table = []
     for r in rows:
         ours = by_name[r.name].get("ours")
+        paired = r.ratio is not None and r.forwards > 0
         entry = {
             "workload": r.name,
             "variant": r.variant,
@@ -471,8 +594,12 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
             "forwards_per_s": round(r.forwards_per_s, 2) if r.forwards else "",
             "images_per_s": round(r.images_per_s, 4),
             "limit_forwards_per_s": round(r.limit_fps or limit.forwards_per_s, 2) if r.variant == "ours" else "",
-            "vs_limit": round(r.forwards_per_s / (r.limit_fps or limit.forwards_per_s), 3) if r.forwards and r.variant == "ours" else "",
-            "speedup_of_ours": round(r.seconds / ours.seconds, 2) if ours and r.variant in ("reference", "captum") else "",
+            "vs_limit": round(r.ratio[0], 3) if paired and r.variant == "ours" else (
+                round(r.forwards_per_s / (r.limit_fps or limit.forwards_per_s), 3) if r.forwards and r.variant == "ours" else ""),
+            "vs_limit_range": f"{r.ratio[1]:.3f}-{r.ratio[2]:.3f}" if paired and r.variant == "ours" else "",
+            "speedup_of_ours": round(r.ratio[0], 3) if paired and r.variant in ("reference", "captum") else (
+                round(r.seconds / ours.seconds, 2) if ours and r.variant in ("reference", "captum") else ""),
+            "speedup_range": f"{r.ratio[1]:.3f}-{r.ratio[2]:.3f}" if paired and r.variant in ("reference", "captum") else "",
             "check": r.check,
         }
         table.append(entry)
@@ -502,6 +629,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = resolve_device(args.device)
     set_threads(args.threads)
     enc = build_model(args.model, device, args.channels_last, args.autocast)
+    if args.batch_size == "auto":
+        from xai_ssl.device import choose_batch_size
+
+        args.batch_size = choose_batch_size(enc, args.size, device)
+        print(f"batch size auto: {args.batch_size}", flush=True)
+    args.batch_size = int(args.batch_size)
     x = test_images(2 * args.pairs, args.size, device)
     rows: list[Row] = []
 
@@ -510,7 +643,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"{r.name:28s} {r.variant:9s} {r.forwards:6d} fw {r.seconds:8.2f} s {r.check}", flush=True)
         rows.extend(new)
 
-    add([bench_limit(enc, x, args.batch_size, device)])
+    add([bench_limit(enc, x, args.batch_size, device, rounds=args.rounds)])
     add(bench_occlusion(enc, x, args.batch_size, args.occlusion_positions, device, captum=not args.no_captum, rounds=args.rounds))
     add(bench_insertion_deletion(enc, x, args.batch_size, args.curve_steps, device, rounds=args.rounds))
     add(bench_average_drop(enc, x, args.batch_size, device, rounds=args.rounds))
@@ -527,6 +660,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "batch_size": args.batch_size,
         "dtype": "float32" if args.autocast == "none" else f"autocast {args.autocast}",
         "layout": ("channels_last" if args.channels_last else "contiguous") + " (ours and the limit); the reference loop and Captum run as their users do: fp32, contiguous",
+        "timing": f"{args.rounds} rounds of short slices, each between two plain-forward slices; ratios = median of the paired ratios (min-max in the _range columns)",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     limits = sorted([rows[0].forwards_per_s] + [r.limit_fps for r in rows if r.limit_fps])
@@ -546,9 +680,9 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     p = argparse.ArgumentParser(prog="python -m xai_ssl.benchmark", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto")
-    p.add_argument("--model", default="resnet50", help="resnet50 | resnet18 | small_resnet ...")
+    p.add_argument("--model", default="resnet50", help="resnet50 | resnet18 | small_resnet | any timm name, e.g. vit_small_patch16_224")
     p.add_argument("--size", type=int, default=224)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=lambda v: v if v == "auto" else int(v), default=8, help="an integer, or auto (the fastest plain-forward batch)")
     p.add_argument("--pairs", type=int, default=1, help="image pairs per workload")
     p.add_argument("--occlusion-positions", type=int, default=6, help="windows per axis (paper: 21)")
     p.add_argument("--curve-steps", type=int, default=16, help="insertion/deletion steps (paper: 224)")
@@ -556,7 +690,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--autocast", default="none", choices=["none", "bfloat16", "float16"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-captum", action="store_true")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds per variant (best one counts)")
+    p.add_argument("--rounds", type=int, default=5, help="paired timing rounds per workload (the median of the paired ratios counts)")
     p.add_argument("--methods", nargs="*", default=list(PERTURBATION_METHODS), choices=list(PERTURBATION_METHODS),
                    help="further registered perturbation methods to time against the limit")
     p.add_argument("--study-images", type=int, default=1000)

@@ -13,7 +13,8 @@ import yaml
 
 from xai_ssl.methods import METHOD_REGISTRY
 from xai_ssl.metrics import METRIC_REGISTRY
-from xai_ssl.models.registry import ARCHITECTURES, PRETRAINED_SOURCES
+from xai_ssl.models.registry import ARCHITECTURES, PRETRAINED_SOURCES, TRAINABLE_ARCHITECTURES
+from xai_ssl.models.traits import ModelTraits, config_traits
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "config.schema.yaml"
 REFERENCE_PATH = SCHEMA_PATH.with_name("reference_sammani.csv")
@@ -138,8 +139,18 @@ PRETRAINED_KEYS: dict[str, tuple[str, ...] | None] = {
     "ema": ("simclrv2",),
     "variant": ("torchvision_resnet",),
     "normalise": ("torchvision_resnet",),
+    "layout": ("timm",),
+    "network": ("timm",),
+    "embedding": ("timm",),
+    "mean": ("timm",),
+    "std": ("timm",),
+    "input_size": ("timm",),
+    "model_kwargs": ("timm",),
+    "factory": ("python",),
+    "kwargs": ("python",),
 }
 TRAINING_KEYS = ("arch", "train_dataset")
+SOURCE_ARCH = ("timm",)  # pretrained sources whose 'arch' names the architecture
 
 
 def _check_pretrained(name: str, m: dict[str, Any]) -> None:
@@ -151,8 +162,10 @@ def _check_pretrained(name: str, m: dict[str, Any]) -> None:
         if sources is not None and m.get(key) is not None and source not in sources:
             raise ConfigError(f"config key 'models.{name}.{key}': only for source(s) {list(sources)}, not {source!r}")
     for key in TRAINING_KEYS:
-        if m.get(key) is not None:
-            raise ConfigError(f"config key 'models.{name}.{key}': only for source 'simclr_trained', not {source!r}")
+        if m.get(key) is not None and not (key == "arch" and source in SOURCE_ARCH):
+            raise ConfigError(f"config key 'models.{name}.{key}': only for source(s) {['simclr_trained', *SOURCE_ARCH] if key == 'arch' else ['simclr_trained']}, not {source!r}")
+    if source == "timm":
+        _check_timm(name, m)
     if m.get("arch_params"):
         raise ConfigError(f"config key 'models.{name}.arch_params': only for source 'simclr_trained', not {source!r}")
     ref = m.get("reference")
@@ -161,6 +174,88 @@ def _check_pretrained(name: str, m: dict[str, Any]) -> None:
             known = sorted({line.split(",", 1)[0] for line in fh.read().splitlines()[1:] if line.strip()})
         if ref not in known:
             raise ConfigError(f"config key 'models.{name}.reference': {ref!r} is not a model of {REFERENCE_PATH.name}; accepted: {known}")
+
+
+def _check_timm(name: str, m: dict[str, Any]) -> None:
+    """The timm architecture exists and is supported; embedding / network / input_size fit it."""
+    from xai_ssl.models.timm_source import check_arch, model_family
+
+    try:
+        check_arch(m["arch"])
+        family = model_family(m["arch"], m.get("model_kwargs"))
+    except (ValueError, TypeError, ImportError) as exc:
+        raise ConfigError(f"config key 'models.{name}.arch': {exc}") from exc
+    if family != "vit" and m.get("embedding") == "cls":
+        raise ConfigError(f"config key 'models.{name}.embedding': 'cls' needs a class token and {m['arch']!r} is a CNN; accepted: ['pooled', 'head']")
+    if family != "vit" and m.get("input_size") is not None:
+        raise ConfigError(f"config key 'models.{name}.input_size': applies to Vision Transformers only, and {m['arch']!r} is a CNN")
+    if m.get("network") is not None and m.get("layout") not in (None, "auto", "dino_full"):
+        raise ConfigError(f"config key 'models.{name}.network': only for layout 'dino_full' (or auto), not {m.get('layout')!r}")
+
+
+_TRAITS: dict[str, ModelTraits] = {}
+
+
+def model_traits(config: dict[str, Any], model: str) -> ModelTraits:
+    """Traits of a configured model (built on the meta device where needed; cached per process)."""
+    import json
+
+    cfg = config["models"][model]
+    key = json.dumps({k: cfg.get(k) for k in ("source", "arch", "arch_params", "variant", "width", "layout", "embedding", "input_size", "model_kwargs", "factory", "kwargs")}, sort_keys=True, default=str)
+    if key not in _TRAITS:
+        try:
+            _TRAITS[key] = config_traits(cfg)
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be built is a config problem
+            raise ConfigError(f"config key 'models.{model}': the model cannot be built to check which methods apply ({type(exc).__name__}: {exc})") from exc
+    return _TRAITS[key]
+
+
+def method_models(config: dict[str, Any], method: str) -> list[str]:
+    """The run models a configured method explains (its ``models`` list, else all run models), in run order."""
+    wanted = config["methods"][method].get("models")
+    return [m for m in config["run"]["models"] if wanted is None or m in wanted]
+
+
+def run_methods_for(config: dict[str, Any], model: str) -> list[str]:
+    """The run methods (map and image methods) that explain ``model``, in run order."""
+    return [n for n in config["run"]["methods"] if model in method_models(config, n)]
+
+
+def _check_applicability(config: dict[str, Any], sizes: set[int]) -> None:
+    """Every (run method, run model) pair is defined; ViT models get images of a multiple of their patch size."""
+    run = config["run"]
+    for n in run["methods"]:
+        wanted = config["methods"][n].get("models")
+        for model in wanted or []:
+            if model not in config["models"]:
+                raise ConfigError(f"config key 'methods.{n}.models': {model!r} is not a model; accepted: {sorted(config['models'])}")
+    for model in run["models"]:
+        traits = model_traits(config, model)
+        if traits.patch_size:
+            for d in run["datasets"]:
+                size = int(config["datasets"][d]["image_size"])
+                if size % traits.patch_size:
+                    p = traits.patch_size
+                    raise ConfigError(
+                        f"config key 'datasets.{d}.image_size': {size} px is not a multiple of the patch size {p} of model {model!r} "
+                        f"({traits.description}); accepted: multiples of {p}, e.g. {max(p, size // p * p)} or {(size // p + 1) * p}"
+                    )
+        for n in run["methods"]:
+            if model not in method_models(config, n):
+                continue
+            spec = METHOD_REGISTRY[method_registry_name(config, n)]
+            entry = config["methods"][n]
+            for size in sizes:
+                params = spec.resolve_params({**entry["params"], **entry.get("model_params", {}).get(model, {})}, size)
+                reason = spec.not_defined_for(traits, params)
+                if reason:
+                    others = [m for m in method_models(config, n) if m != model]
+                    raise ConfigError(
+                        f"config key 'run.methods': method {n!r} is not defined for model {model!r}: {reason}. "
+                        f"Leave the model out with methods.{n}.models: {others} or remove {n!r} from run.methods"
+                    )
 
 
 def method_registry_name(config: dict[str, Any], method: str) -> str:
@@ -290,6 +385,8 @@ def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
                 if other[1] != m["url"]:
                     raise ConfigError(f"config key 'models.{name}.checkpoint': {ckpt!r} is also downloaded for model {other[0]!r} from another URL")
             continue
+        if m["arch"] not in TRAINABLE_ARCHITECTURES:
+            raise ConfigError(f"config key 'models.{name}.arch': {m['arch']!r} cannot be trained here; accepted: {list(TRAINABLE_ARCHITECTURES)}")
         if m["train_dataset"] not in config["datasets"]:
             raise ConfigError(
                 f"config key 'models.{name}.train_dataset': {m['train_dataset']!r} is not a dataset; accepted: {sorted(config['datasets'])}"
@@ -320,6 +417,7 @@ def _cross_check(config: dict[str, Any], check_paths: bool) -> None:
                 METHOD_REGISTRY[reg].resolve_params(entry["params"], size)
             except (KeyError, ValueError) as exc:
                 raise ConfigError(f"config key 'methods.{name}.params': {exc.args[0]}") from exc
+    _check_applicability(config, sizes)
     if config.get("autocast", "none") != "none" and config.get("device") == "cpu":
         raise ConfigError(f"config key 'autocast': {config['autocast']!r} needs CUDA, but device is 'cpu'; accepted on CPU: 'none'")
     for name in run["metrics"]:

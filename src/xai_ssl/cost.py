@@ -82,7 +82,10 @@ def estimate(spec: MethodSpec, params: dict[str, Any], size: int, times: PassTim
 
 
 def first_layer(encoder: Encoder) -> nn.Module:
-    """The module every image enters first (the trunk's first child): every pass of every method goes through it."""
+    """The module every image enters first (a ViT's patch embedding, else the trunk's first child): every pass goes through it."""
+    vit = getattr(encoder, "vit", None)
+    if vit is not None and hasattr(vit, "patch_embed"):
+        return vit.patch_embed
     return next(iter(encoder.trunk.children()), encoder.trunk)
 
 

@@ -63,6 +63,7 @@ class MethodContext:
     progress: bool = False
     image_ids: list[str] = field(default_factory=list)  # ids of the batch's images (corpus methods exclude them)
     corpus: Any = None  # xai_ssl.methods.corpus.Corpus (reference images) for methods registered with needs_corpus
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # per-image arrays [B, ...] a method stores beside its maps (vit_attention: heads [B, heads, h, w])
 
 
 def sub_context(ctx: MethodContext, seeds: list[int], image_ids: list[str]) -> MethodContext:
@@ -96,13 +97,16 @@ def explain_batches(
     to_cpu: bool = True,
     progress: bool = False,
     desc: str = "",
+    extras: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run ``spec.fn`` on the pairs (a[i], b[i]) [N, 3, H, W] with seed ``seeds[i]``, ``chunk`` pairs per call.
 
     Returns (map1, map2) [N, h, w] (map2 None for single-map methods), detached, as float on the CPU
-    (or left on the device with ``to_cpu=False``).
+    (or left on the device with ``to_cpu=False``). ``extras``, when given, receives the per-image arrays the
+    method put in ``ctx.extras`` [N, ...], concatenated in image order (as float, like the maps).
     """
     maps1, maps2 = [], []
+    found: dict[str, list[torch.Tensor]] = {}
     step = chunk or chunk_size(batch_size)
     for sl in tqdm(list(chunk_slices(a.shape[0], step)), desc=desc or spec.name, unit="chunk", disable=not progress):
         ctx = MethodContext(device=device, batch_size=batch_size, seeds=list(seeds[sl]), image_ids=list(image_ids[sl]), corpus=corpus)
@@ -110,6 +114,10 @@ def explain_batches(
         maps1.append(m1.detach().float().cpu() if to_cpu else m1.detach())
         if m2 is not None:
             maps2.append(m2.detach().float().cpu() if to_cpu else m2.detach())
+        for name, value in ctx.extras.items():
+            found.setdefault(name, []).append(value.detach().float().cpu() if to_cpu else value.detach())
+    if extras is not None:
+        extras.update({name: torch.cat(parts) for name, parts in found.items()})
     return torch.cat(maps1), (torch.cat(maps2) if maps2 else None)
 
 
@@ -125,16 +133,18 @@ def explain_pairs(
     progress: bool = True,
     corpus: Any = None,
     chunk: int | None = None,
+    extras: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run a method on every stored pair of its family; maps on the CPU [N, h, w] (image methods: images).
 
     ``key`` is the method's config name (the seed rule's key; default its registry name); ``corpus`` the
-    reference images of methods registered with ``needs_corpus``.
+    reference images of methods registered with ``needs_corpus``; ``extras`` receives the method's extra
+    arrays (see :func:`explain_batches`).
     """
     a, b = pairs.pair(spec.pair_family)
     key = key or spec.name
     seeds = [image_seed(seed, i, key) for i in pairs.image_ids]
-    return explain_batches(encoder, spec, a, b, params, seeds, pairs.image_ids, device, batch_size, corpus, chunk, True, progress, f"attribution {key}")
+    return explain_batches(encoder, spec, a, b, params, seeds, pairs.image_ids, device, batch_size, corpus, chunk, True, progress, f"attribution {key}", extras)
 
 
 def map_diagnostics(map1: torch.Tensor, map2: torch.Tensor | None) -> dict[str, np.ndarray]:

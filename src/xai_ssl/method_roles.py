@@ -11,12 +11,13 @@ from collections.abc import Sequence
 
 BASELINE = "baseline"  # the family of every method registered with baseline=True
 BASELINE_ORDER = ("random_baseline", "centre_baseline", "edge_baseline")  # fixed order of the last table rows
-FAMILY_ORDER = ("occlusion", "cam", "gradient", "perturbation", "other", BASELINE)  # legend / colour order
+FAMILY_ORDER = ("occlusion", "cam", "gradient", "perturbation", "attention", "other", BASELINE)  # legend / colour order
 FAMILY_LABELS = {
     "occlusion": "occlusion",
     "cam": "CAM / feature maps",
     "gradient": "gradient",
     "perturbation": "perturbation / surrogate",
+    "attention": "attention (ViTs)",
     "other": "other",
     BASELINE: "baselines",
     "reference": "reference",  # legend column of reference lines (the random baseline's mean)

@@ -21,7 +21,11 @@ from xai_ssl.data.manifest import USER_SOURCES, dataset_content
 from xai_ssl.fingerprint import rule_fingerprint
 from xai_ssl.models.simclrv2 import TF_CHECKPOINT_NAME
 
-PRETRAINED_CONFIG_KEYS = ("source", "checkpoint", "width", "ema", "variant", "normalise")
+# the model keys a pretrained source's loader reads (prepare_model's ``model`` parameter: only these rerun it)
+PRETRAINED_CONFIG_KEYS = (
+    "source", "checkpoint", "width", "ema", "variant", "normalise",
+    "arch", "layout", "network", "embedding", "mean", "std", "input_size", "model_kwargs", "factory", "kwargs",
+)
 TF_PARTS = {"index": ".index", "data": ".data-00000-of-00001"}
 TRAINED_SOURCE = "simclr_trained"
 
@@ -40,7 +44,7 @@ class Plan:
     """Everything the rules need to know about a validated config."""
 
     def __init__(self, config: dict[str, Any], checksums: dict[str, str | None] | None = None, reference_csv: str | None = None) -> None:
-        from xai_ssl.config import method_registry_name
+        from xai_ssl.config import method_models, method_registry_name
         from xai_ssl.methods import get_method
 
         self.config = config
@@ -55,6 +59,10 @@ class Plan:
         # image methods (feature visualisation) write images, not maps; the map methods are attributed and scored
         self.image_methods = [m for m in run["methods"] if self.specs[m].kind == "image"]
         self.methods = [m for m in run["methods"] if m not in self.image_methods]
+        # per model: the run methods that explain it (a method's ``models`` list can leave models out)
+        explained_by = {m: method_models(config, m) for m in run["methods"]}
+        self.model_methods = {model: [m for m in self.methods if model in explained_by[m]] for model in self.models}
+        self.model_image_methods = {model: [m for m in self.image_methods if model in explained_by[m]] for model in self.models}
         models = config["models"]
         self.trained_models = [m for m, c in models.items() if c["source"] == TRAINED_SOURCE]
         self.pretrained_models = [m for m, c in models.items() if c["source"] != TRAINED_SOURCE]
@@ -249,13 +257,21 @@ class Plan:
         """Registry family of every map method by config name ("baseline" for baselines): table order and figure colours."""
         return {m: self.specs[m].family for m in self.methods}
 
+    def methods_for(self, model: str) -> list[str]:
+        """The map methods that explain ``model``, in run order."""
+        return self.model_methods[model]
+
+    def image_methods_for(self, model: str) -> list[str]:
+        """The image methods (feature visualisation) run on ``model``, in run order."""
+        return self.model_image_methods[model]
+
     def method_shard_files(self, pattern: str) -> Callable[[Any], list[str]]:
-        """An input function: ``pattern`` expanded over all map methods and shards of a (dataset, model)."""
+        """An input function: ``pattern`` expanded over the map methods of a model and the shards of a dataset."""
 
         def inputs(wildcards: Any) -> list[str]:
             return [
                 pattern.format(dataset=wildcards.dataset, model=wildcards.model, method=m, shard=s)
-                for m in self.methods
+                for m in self.methods_for(wildcards.model)
                 for s in self.shards(wildcards.dataset)
             ]
 
@@ -263,7 +279,7 @@ class Plan:
 
     def shard_methods(self, wildcards: Any) -> list[str]:
         """The method name of every file listed by :meth:`method_shard_files`."""
-        return [m for m in self.methods for _ in self.shards(wildcards.dataset)]
+        return [m for m in self.methods_for(wildcards.model) for _ in self.shards(wildcards.dataset)]
 
     # --- code fingerprints ------------------------------------------------------------------------
     def code(self, rule: str) -> str:
@@ -304,8 +320,8 @@ class Plan:
         out: list[str] = []
         for d in self.datasets:
             for m in self.models:
-                out += [f"results/figures/{d}/{m}/feature_visualisation_{k}.png" for k in self.image_methods]
-                if not self.methods:
+                out += [f"results/figures/{d}/{m}/feature_visualisation_{k}.png" for k in self.image_methods_for(m)]
+                if not self.methods_for(m):
                     continue
                 out += [
                     f"results/tables/{d}/{m}/scores.md",

@@ -71,7 +71,7 @@ def attribution_grid(
     _save(fig, path)
 
 
-FAMILY_CMAPS = {"occlusion": "Blues", "cam": "Reds", "gradient": "Greens", "perturbation": "Purples", "other": "YlOrBr", BASELINE: "Greys"}
+FAMILY_CMAPS = {"occlusion": "Blues", "cam": "Reds", "gradient": "Greens", "perturbation": "Purples", "attention": "RdPu", "other": "YlOrBr", BASELINE: "Greys"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 BASELINE_DASHES = ((0, (5, 2)), (0, (1.5, 1.5)), (0, (6, 2, 1.5, 2)), (0, (3, 1, 1, 1, 1, 1)))
 REFERENCE_LINE = {"color": "0.15", "linestyle": (0, (4, 2)), "linewidth": 1.0}  # the random baseline's mean in the bar figures
@@ -90,8 +90,8 @@ class MethodStyle:
 def method_styles(methods: Sequence[str], families: dict[str, str] | None = None) -> dict[str, MethodStyle]:
     """Styles keyed by method, ordered by family (FAMILY_ORDER; baselines last, random, centre, edge), then input order.
 
-    Each family has one colour map (occlusion blues, CAM reds, gradient greens, perturbation purples, baselines
-    greys); the methods of a family get evenly spaced shades (dark to light) and a marker each; baselines are dashed.
+    Each family has one colour map (occlusion blues, CAM reds, gradient greens, perturbation purples, attention
+    pinks, other yellow-browns, baselines greys); the methods of a family get evenly spaced shades (dark to light) and a marker each; baselines are dashed.
     ``families`` (method -> registry family, ``Plan.method_families``) defaults to the baselines by name, "other" for the rest.
     """
     methods = list(dict.fromkeys(methods))

@@ -189,7 +189,7 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
         n_shards = len(plan.shards(d))
         metrics = {name: get_metric(name).resolve_params(config["metrics"][name]["params"], size) for name in plan.metrics}
         for m in plan.models:
-            for method in plan.methods:
+            for method in plan.methods_for(m):
                 wild = SimpleNamespace(dataset=d, model=m, method=method)
                 spec = plan.specs[method]
                 resolved = _json(spec.resolve_params(plan.method_params(wild), size))
@@ -207,6 +207,7 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
                             index = f["index"][()]
                             map1 = f["map1"][()]
                             map2 = f["map2"][()] if "map2" in f else None
+                            extra_rows = {k: f["extra"][k].shape[0] for k in f["extra"]} if "extra" in f else {}
                             attrs = {k: _attr(f.attrs, k) for k in f.attrs}
                             params = get_json_attr(f, "params") if "params" in f.attrs else None
                             diagnostics = get_json_attr(f, "diagnostics") if "diagnostics" in f.attrs else {}
@@ -216,6 +217,9 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
                             return
                         if map2 is not None and map2.shape != map1.shape:
                             yield f"map2 {list(map2.shape)} differs from map1 {list(map1.shape)}"
+                        for name, rows in extra_rows.items():
+                            if rows != n:
+                                yield f"extra/{name} has {rows} rows for its {n} image ids"
                         bad = int((~np.isfinite(map1.reshape(n, -1))).any(1).sum()) + (int((~np.isfinite(map2.reshape(n, -1))).any(1).sum()) if map2 is not None else 0)
                         recorded = int(diagnostics.get("nonfinite_maps", 0))
                         if bad > recorded:
@@ -265,7 +269,7 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
 
                     _check(report, scores_rel, scores_checks)
                     _check(report, curves_rel, curves_checks)
-            for method in plan.image_methods:
+            for method in plan.image_methods_for(m):
                 fv_rel = f"results/feature_visualisation/{d}/{m}/{method}.h5"
 
                 def fv_checks(path: Path) -> Iterator[str]:
@@ -280,11 +284,11 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
 
                 _check(report, fv_rel, fv_checks)
             tables = f"results/tables/{d}/{m}"
-            if plan.methods:
+            if plan.methods_for(m):
 
-                def summary_checks(path: Path) -> Iterator[str]:
+                def summary_checks(path: Path, m: str = m) -> Iterator[str]:
                     rows = set(read_csv_output(path, "scores table", ["method"], na_values=["NA"], keep_default_na=False)["method"])
-                    missing = [x for x in plan.methods if x not in rows]
+                    missing = [x for x in plan.methods_for(m) if x not in rows]
                     if missing:
                         yield f"no row for method(s) {missing}"
 

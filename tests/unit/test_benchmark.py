@@ -70,10 +70,11 @@ def test_benchmark_command_writes_tables(tmp_path) -> None:
     checks = [r["check"] for r in rows if r["check"].startswith("max")]
     assert checks and all(float(c.rsplit("=", 1)[1]) < 1e-4 for c in checks)
     assert "batch_size" in (tmp_path / "benchmark-cpu.md").read_text()
-    for r in rows:  # every ours row carries the limit measured next to it, and its ratio is taken against that
+    for r in rows:  # every ours row carries the limit measured next to it; its ratio is the median of the paired ratios
         if r["variant"] == "ours":
             assert float(r["limit_forwards_per_s"]) > 0
-            assert float(r["vs_limit"]) == pytest.approx(float(r["forwards_per_s"]) / float(r["limit_forwards_per_s"]), rel=0.02)
+            lo, hi = (float(v) for v in r["vs_limit_range"].split("-"))
+            assert lo <= float(r["vs_limit"]) <= hi
 
 
 def test_channels_last_same_embeddings_and_autocast_refused_on_cpu() -> None:
@@ -98,24 +99,3 @@ def test_steps_resolve_auto_batch_size() -> None:
     e = bm.build_model("small_resnet", torch.device("cpu"), channels_last=False, autocast="none")
     assert resolve_batch_size(12, e, 32, torch.device("cpu")) == 12
     assert resolve_batch_size("auto", e, 16, torch.device("cpu")) in (1, 2, 4, 8, 16, 32, 64)
-
-
-def test_race_interleaves_and_keeps_the_best_round(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Variants alternate round by round (same machine conditions); the best round counts; warm-ups are not timed."""
-    clock = {"t": 0.0}
-    monkeypatch.setattr(bm.time, "perf_counter", lambda: clock["t"])
-    order: list[str] = []
-    costs = {"ours": [9.0, 1.0, 3.0], "limit": [9.0, 2.0, 1.5], "reference": [5.0, 4.0]}
-
-    def make(name: str):
-        def fn() -> str:
-            order.append(name)
-            clock["t"] += costs[name].pop(0)
-            return name
-
-        return fn
-
-    out = bm.race({k: make(k) for k in costs}, torch.device("cpu"), rounds=2)
-    assert order == ["ours", "limit", "ours", "limit", "reference", "ours", "limit", "reference"]
-    assert out["ours"] == ("ours", 1.0) and out["limit"] == ("limit", 1.5) and out["reference"] == ("reference", 4.0)
-    assert [bm.calls_made(k, 2) for k in costs] == [3, 3, 2]

@@ -92,3 +92,82 @@ def test_imagenet_needs_a_path_and_pattern_only_there(cfg: dict[str, Any]) -> No
     cfg["datasets"]["inet"]["path"] = "x.tar"
     cfg["datasets"]["synthetic"]["pattern"] = "*.png"
     raises(cfg, "datasets.synthetic.pattern", "imagenet_val")
+
+
+# --------------------------------------------------------------------------------------------
+# sources timm and python (issue 19)
+# --------------------------------------------------------------------------------------------
+
+TINY_VIT = {"source": "timm", "arch": "vit_small_patch16_224.dino", "checkpoint": "resources/vit.pth",
+            "model_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8}}
+
+
+def test_timm_and_python_need_arch_and_factory(cfg: dict[str, Any]) -> None:
+    cfg["models"]["v"] = {"source": "timm", "checkpoint": "a.pth"}
+    raises(cfg, "models.v", "'arch' is a required property")
+    cfg["models"]["v"] = {"source": "python", "checkpoint": "a.pth"}
+    raises(cfg, "models.v", "'factory' is a required property")
+    cfg["models"]["v"] = {"source": "python", "checkpoint": "a.pth", "factory": "no_colon"}
+    raises(cfg, "models.v.factory", "does not match")
+
+
+def test_timm_keys_apply_to_timm_only(cfg: dict[str, Any]) -> None:
+    cfg["models"]["bt"]["layout"] = "dinov2"
+    raises(cfg, "models.bt.layout", "only for source(s) ['timm']", "'barlow_twins'")
+    del cfg["models"]["bt"]["layout"]
+    cfg["models"]["v"] = {**TINY_VIT, "factory": "m:f"}
+    raises(cfg, "models.v.factory", "only for source(s) ['python']", "'timm'")
+
+
+def test_timm_arch_is_checked(cfg: dict[str, Any]) -> None:
+    cfg["models"]["v"] = {**TINY_VIT, "arch": "vit_smol_patch16_224"}
+    raises(cfg, "models.v.arch", "timm has no model 'vit_smol_patch16_224'", "similar names")
+    cfg["models"]["v"] = {"source": "timm", "arch": "swin_tiny_patch4_window7_224", "checkpoint": "a.pth"}
+    raises(cfg, "models.v.arch", "not supported")
+
+
+def test_timm_choices_that_do_not_fit_the_architecture(cfg: dict[str, Any]) -> None:
+    cnn = {"source": "timm", "arch": "resnet18", "checkpoint": "a.pth"}
+    cfg["models"]["v"] = {**cnn, "embedding": "cls"}
+    raises(cfg, "models.v.embedding", "'cls' needs a class token", "CNN")
+    cfg["models"]["v"] = {**cnn, "input_size": 224}
+    raises(cfg, "models.v.input_size", "Vision Transformers only")
+    cfg["models"]["v"] = {**TINY_VIT, "layout": "timm", "network": "student"}
+    raises(cfg, "models.v.network", "only for layout 'dino_full'")
+    cfg["models"]["v"] = {**TINY_VIT, "layout": "dino_full", "network": "student"}
+    validate_config(cfg)
+
+
+def test_trained_models_need_a_trainable_architecture(cfg: dict[str, Any]) -> None:
+    cfg["models"]["simclr_small"]["arch"] = "vit_small_patch16_224"
+    raises(cfg, "models.simclr_small.arch", "cannot be trained here", "small_resnet", "resnet18")
+
+
+def test_python_factory_that_cannot_be_built_names_the_model(cfg: dict[str, Any], tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg["models"]["mine"] = {"source": "python", "factory": "missing_file.py:build", "checkpoint": "a.pth"}
+    cfg["run"]["models"] = ["mine"]
+    raises(cfg, "models.mine", "cannot be built", "missing_file.py", "does not exist")
+
+
+def test_timm_is_imported_only_where_a_timm_model_is_configured(tmp_path) -> None:
+    """Config validation of a run without timm models, and every stage module, load neither timm nor safetensors."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, yaml\n"
+        "from xai_ssl.config import validate_config\n"
+        "import xai_ssl.stages.attribution, xai_ssl.stages.evaluation, xai_ssl.stages.models, xai_ssl.stages.report, xai_ssl.stages.data\n"
+        f"cfg = yaml.safe_load(open({str(REPO / 'config' / 'config.yaml')!r}))\n"
+        "validate_config(cfg, check_paths=False)\n"
+        "before = sorted(m for m in ('timm', 'safetensors') if m in sys.modules)\n"
+        f"cfg['models']['v'] = {TINY_VIT!r}\n"
+        "cfg['run']['models'] = ['v']\n"
+        "cfg['run']['methods'] = ['gradcam']\n"
+        "validate_config(cfg, check_paths=False)\n"
+        "print(json.dumps([before, 'timm' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[], True]

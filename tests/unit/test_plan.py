@@ -78,3 +78,53 @@ def test_code_fingerprints_differ_between_methods(name: str) -> None:
     codes = {m: plan.method_code("compute_attributions")(W(method=m)) for m in plan.methods}
     distinct_modules = {plan.specs[m].module for m in plan.methods}
     assert len(set(codes.values())) == len(distinct_modules)
+
+
+def two_model_config() -> dict:
+    """The tiny config with a tiny timm ViT beside the ResNet and methods restricted per model."""
+    from vit_layouts import TIMM_KW, TINY
+
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["models"]["tiny_vit"] = {"source": "timm", "arch": "vit_small_patch16_224.dino", "checkpoint": "resources/vit.pth",
+                                 "model_kwargs": dict(TIMM_KW), "input_size": TINY["side"], "url": "https://example.org/vit.pth"}
+    cfg["methods"]["vit_attention"] = {"models": ["tiny_vit"]}
+    cfg["methods"]["input_x_gradient_g"] = {"models": ["tiny_simclr"]}
+    cfg["methods"]["feature_visualisation"] = {"models": ["tiny_vit"]}
+    cfg["run"]["models"] = ["tiny_simclr", "tiny_vit"]
+    cfg["run"]["methods"] = ["conditional_occlusion", "vit_attention", "input_x_gradient_g", "feature_visualisation", "random_baseline"]
+    return cfg
+
+
+def test_methods_per_model() -> None:
+    plan = plan_of(two_model_config())
+    assert plan.methods == ["conditional_occlusion", "vit_attention", "input_x_gradient_g", "random_baseline"]
+    assert plan.methods_for("tiny_simclr") == ["conditional_occlusion", "input_x_gradient_g", "random_baseline"]
+    assert plan.methods_for("tiny_vit") == ["conditional_occlusion", "vit_attention", "random_baseline"]
+    assert plan.image_methods_for("tiny_simclr") == [] and plan.image_methods_for("tiny_vit") == ["feature_visualisation"]
+    pattern = "results/attributions/{dataset}/{model}/{method}/shard-{shard}.h5"
+    for model, methods in (("tiny_simclr", plan.methods_for("tiny_simclr")), ("tiny_vit", plan.methods_for("tiny_vit"))):
+        w = W(dataset="tiny", model=model)
+        expected = [f"results/attributions/tiny/{model}/{m}/shard-{s}.h5" for m in methods for s in (0, 1)]
+        assert plan.method_shard_files(pattern)(w) == expected
+        assert plan.shard_methods(w) == [m for m in methods for _ in (0, 1)]
+    targets = plan.final_targets()
+    assert "results/figures/tiny/tiny_vit/feature_visualisation_feature_visualisation.png" in targets
+    assert not any("tiny_simclr/feature_visualisation" in t for t in targets)
+    assert "results/tables/tiny/tiny_vit/scores.md" in targets and "results/tables/tiny/tiny_simclr/scores.md" in targets
+
+
+def test_a_model_without_map_methods_has_no_tables() -> None:
+    cfg = two_model_config()
+    cfg["run"]["methods"] = ["vit_attention", "feature_visualisation"]
+    plan = plan_of(cfg)
+    assert plan.methods_for("tiny_simclr") == [] and plan.methods_for("tiny_vit") == ["vit_attention"]
+    targets = plan.final_targets()
+    assert not any(t.startswith(("results/tables/tiny/tiny_simclr/", "results/figures/tiny/tiny_simclr/")) for t in targets)
+    assert "results/tables/tiny/tiny_vit/scores.csv" in targets and "results/models/tiny_simclr/training_loss.png" in targets
+
+
+def test_pretrained_params_of_a_timm_model_are_its_loader_keys() -> None:
+    plan = plan_of(two_model_config())
+    params = plan.pretrained_params(W(model="tiny_vit"))
+    assert set(params) == {"source", "checkpoint", "arch", "model_kwargs", "input_size"}  # not url, sha256, reference
+    assert plan.downloads == {"resources/vit.pth": "tiny_vit"}

@@ -16,6 +16,8 @@ import h5py
 import pytest
 
 from workflow_runner import planned_jobs, snakemake, snakemake_env
+from xai_ssl.io.atomic import temporary_path
+from xai_ssl.io.hdf5 import atomic_h5
 from xai_ssl.io.maps_file import load_attributions
 
 # tiny_run is a session fixture: under pytest-xdist (README test command, --dist loadgroup) every test that
@@ -32,7 +34,7 @@ REDONE = (
 
 
 def test_sigkill_inside_an_atomic_write_leaves_no_output(tmp_path: Path) -> None:
-    """A process killed while writing an HDF5 output leaves only ``<name>.tmp``; the next write replaces it."""
+    """A process killed while writing an HDF5 output leaves only its temporary file; the next write replaces it."""
     out = tmp_path / "maps.h5"
     code = textwrap.dedent(
         f"""
@@ -44,14 +46,12 @@ def test_sigkill_inside_an_atomic_write_leaves_no_output(tmp_path: Path) -> None
             os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL
-    assert not out.exists() and out.with_name("maps.h5.tmp").exists()
-    from xai_ssl.io.hdf5 import atomic_h5
-
+    assert not out.exists() and temporary_path(out).exists()
     with atomic_h5(out) as f:
         f.create_dataset("map1", data=[1.0])
-    assert not out.with_name("maps.h5.tmp").exists()
+    assert not temporary_path(out).exists()
     with h5py.File(out, "r") as f:
         assert list(f) == ["map1"]
 

@@ -2,7 +2,8 @@
 
 Attribution HDF5: ``image_id`` [N] str, ``index`` [N] int (position in the pairs file), ``map1`` float32
 [N, h, w] (explanation of the first view), ``map2`` float32 [N, h, w] (second view; absent for single-map
-methods); attributes: method, registry_method, pair_family, params (JSON), seed, shard, n_shards,
+methods), ``extra/<name>`` float32 [N, ...] (per-image arrays a method adds through ``MethodContext.extras``,
+e.g. ``extra/heads`` [N, heads, h, w] of vit_attention; absent for most methods); attributes: method, registry_method, pair_family, params (JSON), seed, shard, n_shards,
 wall_time_s, versions and device.
 
 Dreamed-image HDF5: ``image_id`` [N], ``index`` [N], ``image`` float32 [N, 3, H, W] (dreamed images),
@@ -33,16 +34,27 @@ class Attributions:
 
 
 def save_attributions(
-    path: Path | str, image_ids: list[str], indices: np.ndarray, map1: torch.Tensor, map2: torch.Tensor | None, attrs: dict[str, Any]
+    path: Path | str, image_ids: list[str], indices: np.ndarray, map1: torch.Tensor, map2: torch.Tensor | None, attrs: dict[str, Any],
+    extras: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write maps and provenance atomically (temporary file, then rename)."""
+    """Write maps, the method's extra arrays (``extra/<name>``) and provenance atomically (temporary file, then rename)."""
     with atomic_h5(path) as f:
         write_strings(f, "image_id", list(image_ids))
         f.create_dataset("index", data=np.asarray(indices, dtype=np.int64))
         f.create_dataset("map1", data=map1.numpy().astype(np.float32))
         if map2 is not None:
             f.create_dataset("map2", data=map2.numpy().astype(np.float32))
+        for name, value in (extras or {}).items():
+            if value.shape[0] != len(image_ids):
+                raise ValueError(f"{path}: extra array {name!r} has {value.shape[0]} rows for {len(image_ids)} images")
+            f.create_dataset(f"extra/{name}", data=value.numpy().astype(np.float32))
         set_attrs(f, attrs)
+
+
+def load_extra(path: Path | str, name: str) -> torch.Tensor | None:
+    """The extra array ``extra/<name>`` [N, ...] of an attribution file (None when the method stored none)."""
+    with open_h5(path, "attribution file") as f:
+        return torch.from_numpy(f[f"extra/{name}"][()]) if f"extra/{name}" in f else None
 
 
 def load_attributions(path: Path | str) -> Attributions:

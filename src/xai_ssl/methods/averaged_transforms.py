@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, Passes, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method, relu_if_guided
 from xai_ssl.methods.guided import guided_relu
 from xai_ssl.methods.input_x_gradient import times_input
 from xai_ssl.methods.smooth_grad import image_seed, model_input_noise, noise_sigma
@@ -109,6 +109,6 @@ for _name, (_guided, _noise) in _VARIANTS.items():
         pair_family="interpolation", family="gradient",
         defaults={"guided": _guided, "add_noise": _noise, "noise_level": 0.15},
         cost=_COST_G if _guided else _COST,
-        scale=_check,
+        scale=_check, applies=relu_if_guided,
         passes=_passes,
     )(avg_transforms)

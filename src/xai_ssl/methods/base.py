@@ -10,9 +10,36 @@ import torch
 
 from xai_ssl.engine import MethodContext
 from xai_ssl.models.encoder import Encoder
+from xai_ssl.models.traits import ModelTraits
 from xai_ssl.registry import Scaler, Spec, lookup
 
-__all__ = ["METHOD_REGISTRY", "MethodContext", "MethodFn", "MethodSpec", "Passes", "get_method", "register_method"]
+__all__ = [
+    "METHOD_REGISTRY", "AppliesFn", "MethodContext", "MethodFn", "MethodSpec", "Passes", "always", "get_method", "register_method", "relu_if_guided",
+    "vit_with_class_token",
+]
+
+AppliesFn = Callable[[ModelTraits, dict[str, Any]], "str | None"]  # (model traits, resolved params) -> None, or why not defined
+
+
+def always(traits: ModelTraits, params: dict[str, Any]) -> str | None:
+    """Defined for every model."""
+    return None
+
+
+def relu_if_guided(traits: ModelTraits, params: dict[str, Any]) -> str | None:
+    """Guided variants (``guided: true``) need a model whose activations are all ReLU modules."""
+    if params.get("guided") and not traits.guided_backprop_defined:
+        return f"guided backpropagation is a rule for ReLUs and {traits.description or 'this model'} is not a ReLU network: {traits.why_not_guided()}"
+    return None
+
+
+def vit_with_class_token(traits: ModelTraits, params: dict[str, Any]) -> str | None:
+    """Attention maps of the class token: Vision Transformers with a class token only."""
+    if traits.family != "vit":
+        return f"it reads the class token's self-attention of a Vision Transformer and {traits.description or 'this model'} is a CNN (no attention)"
+    if not traits.class_token:
+        return f"it reads the class token's self-attention and {traits.description or 'this model'} has no class token"
+    return None
 
 
 class MethodFn(Protocol):
@@ -52,9 +79,14 @@ class MethodSpec(Spec):
     cost: str = ""
     kind: str = "map"  # "map": attributed and scored; "image": produces images (feature visualisation), not scored
     needs_corpus: bool = False  # True: ctx.corpus must hold reference images (COCOA corpus, VDSN / embedded Grad-CAM database)
-    family: str = "other"  # figure grouping: occlusion, cam, gradient, perturbation, other (baselines: "baseline")
+    family: str = "other"  # figure grouping: occlusion, cam, gradient, perturbation, attention, other (baselines: "baseline")
     baseline: bool = False  # a reference map that ignores the model (random, centre, edge): tables and figures show it apart
     passes: PassCounter | None = None  # passes(resolved params, image size) -> Passes: the cost, for time estimates (xai_ssl.cost)
+    applies: AppliesFn = always  # (model traits, resolved params) -> None, or why the method is not defined for that model
+
+    def not_defined_for(self, traits: ModelTraits, params: dict[str, Any]) -> str | None:
+        """Why this method (with these resolved params) is not defined for a model with ``traits``; None when it is."""
+        return self.applies(traits, params)
 
 
 METHOD_REGISTRY: dict[str, MethodSpec] = {}
@@ -72,15 +104,18 @@ def register_method(
     family: str = "other",
     baseline: bool = False,
     passes: PassCounter | None = None,
+    applies: AppliesFn = always,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: add a method function to the registry under ``name`` (``scale``: see :class:`registry.Spec`;
-    ``passes``: its encoder passes for resolved parameters and an image size, see :class:`Passes`)."""
+    ``passes``: its encoder passes for resolved parameters and an image size, see :class:`Passes`;
+    ``applies``: which models it is defined for, asked when the config is validated)."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         if name in METHOD_REGISTRY:
             raise ValueError(f"method {name!r} registered twice")
         METHOD_REGISTRY[name] = MethodSpec(
-            name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline, passes
+            name, fn, dict(defaults or {}), scale, pair_family, n_maps, cost, kind, needs_corpus, "baseline" if baseline else family, baseline,
+            passes, applies,
         )
         return fn
 

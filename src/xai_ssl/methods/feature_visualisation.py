@@ -7,7 +7,10 @@ as in the reference) and makes the truncated trunk phi respond like it does to t
 * phi = the first ``up_until`` children of the encoder's trunk, applied after its input normalisation.
   Default (null): 5 for torchvision-style trunks (conv1, bn1, relu, maxpool, layer1, ...: up to layer1,
   as the reference for Barlow Twins / SimSiam) and 4 for 5-child trunks (stem + 4 stages, i.e. SimCLRv2
-  and small_resnet: stem + stages 1-3, as the reference for SimCLRv2).
+  and small_resnet: stem + stages 1-3, as the reference for SimCLRv2). For a Vision Transformer
+  ``up_until`` counts blocks: phi = patch embedding, position embedding and the first ``up_until`` blocks,
+  as the patch-token grid (default: a quarter of the blocks, 3 of ViT-S's 12); octave sides that are not a
+  multiple of the patch are padded (timm's dynamic padding).
 * objective ``score``: cos(vec phi(v), vec phi(c)); ``feature``: <phi(v), phi(c)> / |phi(c)| (the
   gradient of the reference's ema=0 feature maximisation); minus l2_weight*|v|_2 when ``reg_l2``
   (null = on for models without input normalisation, i.e. SimCLRv2, as the reference) and minus
@@ -37,13 +40,20 @@ OBJECTIVES = ("score", "feature")
 
 
 def default_up_until(encoder: Encoder) -> int:
-    """Spec default cut: 5 for torchvision trunks (>= 8 children), else 4 (stem + 3 stages)."""
+    """Spec default cut: 5 for torchvision trunks (>= 8 children), else 4 (stem + 3 stages); the encoder's own
+    default when it defines one (ViTs: a quarter of the blocks; timm CNNs: the rule above on their stages)."""
+    own = getattr(encoder, "default_up_until", None)
+    if callable(own):
+        return int(own())
     n = len(list(encoder.trunk.children()))
     return 5 if n >= 8 else min(4, n)
 
 
-def truncated_trunk(encoder: Encoder, up_until: int) -> nn.Sequential:
-    """The first ``up_until`` children of the encoder's trunk."""
+def truncated_trunk(encoder: Encoder, up_until: int) -> nn.Module:
+    """The first ``up_until`` children of the encoder's trunk (an encoder may define its own cut: ViTs count blocks)."""
+    own = getattr(encoder, "truncated_trunk", None)
+    if callable(own):
+        return own(up_until)
     children = list(encoder.trunk.children())
     if not 1 <= up_until <= len(children):
         raise ValueError(f"feature_visualisation: up_until must be in 1..{len(children)} for this trunk, got {up_until}")

@@ -9,6 +9,10 @@ the reference: SimCLRv2's post-residual block ReLU (models/simclrv2.py) is funct
 small_resnet and torchvision ResNets (Barlow Twins, SimSiam) use ``nn.ReLU`` modules only; a torchvision
 Bottleneck reuses one ``relu`` module three times, and swapping the attribute guides all three uses.
 In-place ReLU modules are replaced by the (out-of-place) guided one.
+
+A model with other activation modules (a ViT's GELUs, a DINO head's GELUs, SiLU, ...) or without any
+ReLU module is refused: there the rule would leave a silent vanilla gradient. The config validation
+refuses such (method, model) pairs first (``MethodSpec.applies``); this is the run-time guard.
 """
 
 from __future__ import annotations
@@ -58,8 +62,15 @@ def relu_slots(module: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
 def guided_relu(module: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
     """Swap every ``nn.ReLU`` of ``module`` for a :class:`GuidedReLU`; restore the originals on exit (also on errors).
 
-    Run both the forward and the backward pass inside the block. ``enabled=False`` is a no-op.
+    Run both the forward and the backward pass inside the block. ``enabled=False`` is a no-op. A module
+    whose activations are not all ReLU modules is refused (ValueError naming them).
     """
+    if enabled:
+        from xai_ssl.models.traits import encoder_traits
+
+        traits = encoder_traits(module, type(module).__name__)
+        if not traits.guided_backprop_defined:
+            raise ValueError(f"guided backpropagation is not defined for this model ({type(module).__name__}): {traits.why_not_guided()}")
     slots = relu_slots(module) if enabled else []
     try:
         for parent, name, _ in slots:

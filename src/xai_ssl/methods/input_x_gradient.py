@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from xai_ssl.engine import cosine
-from xai_ssl.methods.base import MethodContext, Passes, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method, relu_if_guided
 from xai_ssl.methods.guided import guided_relu
 from xai_ssl.models.encoder import Encoder
 
@@ -28,10 +28,14 @@ def times_input(encoder: Encoder, x: torch.Tensor, grad: torch.Tensor) -> torch.
     return ((x - encoder.baseline_pixel) * grad).abs().amax(dim=1)
 
 
-@register_method("input_x_gradient_g", pair_family="interpolation", family="gradient", defaults={"guided": True}, cost="2 forwards + 1 backward (guided ReLUs)",
-                 passes=lambda p, size: Passes(2, 2))
-@register_method("input_x_gradient", pair_family="interpolation", family="gradient", defaults={"guided": False}, cost="2 forwards + 1 backward",
-                 passes=lambda p, size: Passes(2, 2))
+@register_method(
+    "input_x_gradient_g", pair_family="interpolation", family="gradient", defaults={"guided": True}, cost="2 forwards + 1 backward (guided ReLUs)",
+    applies=relu_if_guided, passes=lambda p, size: Passes(2, 2),
+)
+@register_method(
+    "input_x_gradient", pair_family="interpolation", family="gradient", defaults={"guided": False}, cost="2 forwards + 1 backward", applies=relu_if_guided,
+    passes=lambda p, size: Passes(2, 2),
+)
 def input_x_gradient(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from xai_ssl.methods.base import MethodContext, Passes, register_method
+from xai_ssl.methods.base import MethodContext, Passes, register_method, relu_if_guided
 from xai_ssl.methods.input_x_gradient import input_gradients, times_input
 from xai_ssl.models.encoder import Encoder
 
@@ -73,9 +73,12 @@ def _passes(params: dict[str, Any], size: int) -> Passes:
 
 @register_method(
     "smooth_grad_g", pair_family="interpolation", family="gradient", defaults={"guided": True, "n_samples": 50, "noise_level": 0.15}, cost=_COST + " (guided ReLUs)",
-    scale=_check, passes=_passes
+    scale=_check, applies=relu_if_guided, passes=_passes,
 )
-@register_method("smooth_grad", pair_family="interpolation", family="gradient", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST, scale=_check, passes=_passes)
+@register_method(
+    "smooth_grad", pair_family="interpolation", family="gradient", defaults={"guided": False, "n_samples": 50, "noise_level": 0.15}, cost=_COST,
+    scale=_check, applies=relu_if_guided, passes=_passes,
+)
 def smooth_grad(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,8 +1,10 @@
 """Model-parameter randomisation test RAND (sanity check beyond the paper) — Adebayo et al., "Sanity Checks
 for Saliency Maps", NeurIPS 2018, cascading randomisation.
 
-Layers, from the top down: the encoder's ``head`` first, then the top-level children of
-``encoder.trunk`` from the last to the first (a trunk without children is one layer). Cascade level k
+Layers, from the top down (``Encoder.cascade_layers``): the encoder's ``head`` first, then the top-level
+children of ``encoder.trunk`` from the last to the first (a trunk without children is one layer); for a
+Vision Transformer the head, the final norm, the blocks from the last to the first, then the patch
+embedding (its position embedding and class token are parameters without an initialiser and stay). Cascade level k
 re-initialises the top k layers (levels are cumulative, as in Adebayo et al.): every sub-module with a
 ``reset_parameters`` method is re-drawn from its default initialiser (weights and biases; batch-norm
 affine parameters and running statistics are reset too) under a CPU generator seeded by
@@ -56,10 +58,10 @@ def _check(params: dict[str, Any], size: int) -> dict[str, Any]:
 
 
 def randomisation_layers(encoder: Encoder) -> list[tuple[str, nn.Module]]:
-    """(name, module) from the top down: head, then the trunk's top-level children from last to first."""
-    children = list(encoder.trunk.named_children())
-    trunk = [(f"trunk.{name}", mod) for name, mod in reversed(children)] if children else [("trunk", encoder.trunk)]
-    return [("head", encoder.head), *trunk]
+    """(name, module) from the top down (``Encoder.cascade_layers``): for CNN trunks the head, then the trunk's
+    top-level children from last to first; for Vision Transformers the head, the final norm, then the blocks
+    from last to first and the patch embedding."""
+    return encoder.cascade_layers()
 
 
 def reinitialise(module: nn.Module, seed: int) -> None:

@@ -10,12 +10,16 @@ from xai_ssl.models.registry import (
     load_pretrained,
     save_encoder,
 )
+from xai_ssl.models.traits import ModelTraits
+from xai_ssl.models.vit import VitEncoder
 
 __all__ = [
     "ARCHITECTURES",
     "PRETRAINED_SOURCES",
     "CheckpointError",
     "Encoder",
+    "ModelTraits",
+    "VitEncoder",
     "build_architecture",
     "load_encoder",
     "load_pretrained",

@@ -11,6 +11,7 @@ checkpoints saved on one.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,6 +32,10 @@ def _inert(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+# classes a training script commonly pickles beside the weights that are plain data: DINO's and timm's
+# training checkpoints store their command line as an argparse.Namespace under 'args'
+SAFE_CLASSES: list[Any] = [argparse.Namespace]
+
 _UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL (__main__\.[A-Za-z_][A-Za-z0-9_.]*)")
 
 
@@ -40,8 +45,9 @@ def read_torch_file(path: Path | str, fmt: str) -> Any:
     Training checkpoints sometimes pickle a helper of the training script into the optimizer's
     parameter groups (e.g. a ``__main__.exclude_bias_and_norm`` filter function). Such names are
     not allowed by the weights-only unpickler; each ``__main__.*`` global is then allow-listed as an
-    inert stand-in and the load retried (the optimizer state is never used). Anything else that is not
-    a plain tensor container is refused.
+    inert stand-in and the load retried (the optimizer state is never used). ``argparse.Namespace``
+    (the command line DINO and timm store under ``'args'``) is allowed as plain data. Anything else that
+    is not a plain tensor container is refused.
     """
     path = Path(path)
     if not path.is_file():
@@ -49,7 +55,7 @@ def read_torch_file(path: Path | str, fmt: str) -> Any:
     stubs: list[tuple[Any, str]] = []
     for _ in range(8):
         try:
-            with torch.serialization.safe_globals(stubs):
+            with torch.serialization.safe_globals([*SAFE_CLASSES, *stubs]):
                 return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
             match = _UNSUPPORTED_GLOBAL.search(str(exc))
@@ -57,6 +63,28 @@ def read_torch_file(path: Path | str, fmt: str) -> Any:
                 raise CheckpointError(f"{path} (format {fmt}): not a readable torch checkpoint ({type(exc).__name__}: {str(exc)[:500]})") from exc
             stubs.append((_inert, match.group(1)))
     raise CheckpointError(f"{path} (format {fmt}): too many unsupported globals in the file")
+
+
+def read_state_file(path: Path | str, fmt: str) -> Any:
+    """A checkpoint's content: ``.safetensors`` files with safetensors (a flat tensor dict, no pickle), others
+    with :func:`read_torch_file`."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return read_torch_file(path, fmt)
+    if not path.is_file():
+        raise CheckpointError(f"{path} (format {fmt}): checkpoint file not found")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} (format {fmt}): not a readable safetensors file ({type(exc).__name__}: {str(exc)[:300]})") from exc
+
+
+def is_state_dict(payload: Any) -> bool:
+    """True for a non-empty mapping of string keys to tensors."""
+    return isinstance(payload, Mapping) and bool(payload) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload.items())
 
 
 def require_dict_keys(payload: Any, keys: Iterable[str], path: Path | str, fmt: str) -> dict[str, Any]:

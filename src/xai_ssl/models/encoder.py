@@ -17,7 +17,10 @@ class Encoder(nn.Module):
 
     The encoder applies its own input normalisation, so callers always pass pixel values in
     [0, 1]. ``features`` is the layer CAM methods use; ``embed_features`` maps it to the
-    embedding whose cosine similarity every method explains.
+    embedding whose cosine similarity every method explains (``forward(x) ==
+    embed_features(features(x))``). Subclasses change these for other designs (a Vision Transformer's
+    patch-token grid: :class:`xai_ssl.models.vit.VitEncoder`) and may define ``truncated_trunk(k)`` /
+    ``default_up_until()`` (feature visualisation's cut) and ``cascade_layers()`` (randomisation order).
     """
 
     def __init__(
@@ -85,3 +88,9 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embedding [B, D] of images [B, 3, H, W] in [0, 1]."""
         return self.embed_features(self.features(x))
+
+    def cascade_layers(self) -> list[tuple[str, nn.Module]]:
+        """Layers from the top down for cascading randomisation: ``head``, then the trunk's top-level children from last to first."""
+        children = list(self.trunk.named_children())
+        trunk = [(f"trunk.{name}", mod) for name, mod in reversed(children)] if children else [("trunk", self.trunk)]
+        return [("head", self.head), *trunk]

@@ -59,9 +59,14 @@ def smoke_embedding(encoder: Encoder, path: Path, source: str) -> tuple[torch.Te
 def source_record(
     encoder: Encoder, path: Path, source: str, url: str | None, digest: str, pinned: bool, arch: str, arch_params: dict[str, Any]
 ) -> dict[str, Any]:
-    """The ``source.json`` record of a prepared model: file, digest, licence, embedding and a smoke embedding."""
+    """The ``source.json`` record of a prepared model: file, digest, licence, embedding and a smoke embedding.
+
+    Loaders that learn the model from the file (timm, python) describe it in ``encoder.source_facts``
+    (embedding, licence, layout, network, published, ...): those facts replace the source's generic ones.
+    """
     a, z = smoke_embedding(encoder, path, source)
     spec = PRETRAINED_SOURCES[source]
+    facts = dict(getattr(encoder, "source_facts", None) or {})
     return {
         "model_source": source,
         "checkpoint": str(path.resolve()),
@@ -73,8 +78,9 @@ def source_record(
         "arch_params": arch_params,
         "trunk_channels": int(a.shape[1]),
         "embedding_dim": int(z.shape[1]),
-        "embedding": spec.embedding,
+        "embedding": facts.pop("embedding", spec.embedding),
         "normalised": bool(encoder.normalised),
-        "licence": spec.licence,
+        "licence": facts.pop("licence", spec.licence),
+        **facts,
         "smoke": {"image_size": SMOKE_SIZE, "norms": [float(v) for v in z.norm(dim=1)], "cosine": float(torch.nn.functional.cosine_similarity(z[:1], z[1:]).item())},
     }

@@ -14,9 +14,11 @@ from xai_ssl.io.atomic import atomic_path
 from xai_ssl.models.barlow_twins import build_barlow_twins_encoder, load_barlow_twins
 from xai_ssl.models.checkpoints import CheckpointError
 from xai_ssl.models.encoder import Encoder
+from xai_ssl.models.python_source import build_python_encoder, load_python
 from xai_ssl.models.simclrv2 import build_simclrv2_encoder, load_simclrv2
 from xai_ssl.models.simsiam import build_simsiam_encoder, load_simsiam
 from xai_ssl.models.small_resnet import build_resnet18, build_small_resnet
+from xai_ssl.models.timm_source import build_timm_encoder, load_timm
 from xai_ssl.models.torchvision_resnet import build_torchvision_resnet_encoder, load_torchvision_resnet
 
 __all__ = [
@@ -40,7 +42,10 @@ ARCHITECTURES: dict[str, Callable[..., Encoder]] = {
     "barlow_twins_resnet50": build_barlow_twins_encoder,
     "simsiam_resnet50": build_simsiam_encoder,
     "torchvision_resnet": build_torchvision_resnet_encoder,
+    "timm": build_timm_encoder,  # any timm architecture (arch params: model, readout, num_classes, dino_head, ...)
+    "python": build_python_encoder,  # your factory (arch params: factory, kwargs)
 }
+TRAINABLE_ARCHITECTURES = ("small_resnet", "resnet18")  # the 'arch' of source simclr_trained
 
 CHECKPOINT_FORMAT = "xai_ssl.encoder/1"
 
@@ -52,9 +57,10 @@ class PretrainedSource:
     name: str
     load: Callable[..., Encoder]
     arch: str
-    params: tuple[str, ...]  # model config keys passed to the loader and the architecture builder
+    params: tuple[str, ...]  # model config keys passed to the loader (and, unless it returns its own, the builder)
     embedding: str
     licence: str
+    published: str = ""  # where the checkpoints are published
 
 
 PRETRAINED_SOURCES: dict[str, PretrainedSource] = {
@@ -78,6 +84,18 @@ PRETRAINED_SOURCES: dict[str, PretrainedSource] = {
         "pooled last-stage features (identity head)",
         "that of the weights' provider",
     ),
+    "timm": PretrainedSource(
+        "timm", load_timm, "timm", ("arch", "layout", "network", "embedding", "mean", "std", "input_size", "model_kwargs"),
+        "embedding: cls (class token), pooled (mean of the patch tokens / of the last map) or head (DINO's projection head, "
+        "or the file's classifier); see source.json for the model's",
+        "that of the weights (timm's pretrained config of arch names it)",
+        "local file in timm's, DINO's or DINOv2's layout (e.g. dl.fbaipublicfiles.com/dino/, dl.fbaipublicfiles.com/dinov2/)",
+    ),
+    "python": PretrainedSource(
+        "python", load_python, "python", ("factory", "kwargs"),
+        "defined by your factory (Encoder protocol, docs/models.md)",
+        "that of your weights",
+    ),
 }
 
 
@@ -85,13 +103,17 @@ def load_pretrained(source: str, path: Path | str, /, **params: Any) -> tuple[En
     """Load a third-party checkpoint strictly: (encoder in eval mode, registry arch, arch params).
 
     ``params`` may be a whole model config entry: only the keys the source uses (``width``, ``variant``,
-    ``normalise``) are passed on.
+    ``normalise``, timm's ``arch``, ``embedding``, ...) are passed on. Loaders that learn the structure from
+    the file (timm: classifier size, DINO head) return (encoder, arch params) themselves.
     """
     if source not in PRETRAINED_SOURCES:
         raise KeyError(f"unknown checkpoint source {source!r}; accepted: {sorted(PRETRAINED_SOURCES)}")
     spec = PRETRAINED_SOURCES[source]
     arch_params = {k: params[k] for k in spec.params if k in params and params[k] is not None}
-    return spec.load(path, **arch_params), spec.arch, arch_params
+    loaded = spec.load(path, **arch_params)
+    if isinstance(loaded, tuple):
+        loaded, arch_params = loaded
+    return loaded, spec.arch, arch_params
 
 
 def build_architecture(arch: str, **params: Any) -> Encoder:

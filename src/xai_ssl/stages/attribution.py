@@ -59,8 +59,9 @@ def compute_attributions(
         raise ValueError(f"config key 'datasets.{dataset}.n_shards': shard {shard} of {n_shards} is empty: {pairs} holds {count_pairs(pairs)} images; set n_shards <= {count_pairs(pairs)}")
     batch, resolved = job_settings(spec, method_params, net, data.x1.shape[-1], batch_size, torch_device)
     corpus = corpus_for(spec.needs_corpus, resolved, index, data.attrs, seed)
+    extras: dict[str, torch.Tensor] = {}  # per-image arrays the method adds beside its maps (vit_attention: heads)
     t0 = time.perf_counter()
-    map1, map2 = explain_pairs(net, data, spec, resolved, seed, torch_device, batch, method, progress, corpus=corpus)
+    map1, map2 = explain_pairs(net, data, spec, resolved, seed, torch_device, batch, method, progress, corpus=corpus, extras=extras)
     wall = time.perf_counter() - t0
     flags = map_diagnostics(map1, map2)
     diagnostics = {"nonfinite_maps": int(flags["nonfinite"].sum()), "constant_maps": int(flags["constant"].sum()), "maps_with_ties": int(flags["ties"].sum())}
@@ -80,7 +81,7 @@ def compute_attributions(
         "params_hash": config_hash(resolved),
         **job_provenance(torch_device, torch_threads, dataset=dataset, model=model),
     }
-    save_attributions(maps, data.image_ids, data.indices, map1, map2, attrs)
+    save_attributions(maps, data.image_ids, data.indices, map1, map2, attrs, extras=extras)
     log.info("%s: %d images in %.2f s (%.3f s/image); map shape %s", method, len(data.image_ids), wall, wall / max(1, len(data.image_ids)), tuple(map1.shape[1:]))
 
 

@@ -140,7 +140,7 @@ def test_torchvision_resnet(files: dict[str, Path], key: str, variant: str, dim:
 
 
 def test_registry_lists_every_source() -> None:
-    assert set(PRETRAINED_SOURCES) == {"simclrv2", "barlow_twins", "simsiam", "torchvision_resnet"}
+    assert set(PRETRAINED_SOURCES) == {"simclrv2", "barlow_twins", "simsiam", "torchvision_resnet", "timm", "python"}
 
 
 # --------------------------------------------------------------------------------------------
