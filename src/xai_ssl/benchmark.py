@@ -36,18 +36,17 @@ import math
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from xai_ssl.engine import MethodContext, cosine
+from xai_ssl.engine import MethodContext
 from xai_ssl.methods.base import METHOD_REGISTRY, get_method
-from xai_ssl.methods.conditional_occlusion import occlusion_masks
 from xai_ssl.metrics.base import get_metric
-from xai_ssl.metrics.insertion_deletion import auc, pixel_ranks, step_images
 from xai_ssl.models.encoder import Encoder
 
 
@@ -316,18 +315,33 @@ def occlusion_params(size: int, positions: int) -> dict[str, int]:
     return {"window": size - stride * (positions - 1), "stride": stride}
 
 
+def plain_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity of embeddings [B, D] with torch's own function (the reference loops share no helper with ours)."""
+    return F.cosine_similarity(a, b, dim=1, eps=1e-8)
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """First row (or column) of every window that fits: 0, stride, 2*stride, ... <= size - window."""
+    return list(range(0, size - window + 1, stride))
+
+
 def reference_occlusion(enc: Encoder, x1: torch.Tensor, x2: torch.Tensor, window: int, stride: int) -> torch.Tensor:
-    """Seed-style conditional occlusion of x1 [3, H, W]: one window per forward, x2 re-embedded each time -> [K, K]."""
-    masks = occlusion_masks(x1.shape[-1], window, stride, x1.device)
-    k = int(math.isqrt(masks.shape[0]))
-    fill = enc.baseline_pixel[0]
-    out = []
+    """Seed-style conditional occlusion of x1 [3, H, W]: one window per forward, x2 re-embedded each time -> [K, K].
+
+    Written apart from ``methods.conditional_occlusion``: every window is cut out of a copy of x1 by slicing
+    (row i of the map = the window's first row i*stride), so it also checks the masks of ours.
+    """
+    starts = window_starts(x1.shape[-1], window, stride)
+    fill = enc.baseline_pixel[0, :, 0, 0]  # [3]
+    out = torch.zeros(len(starts), len(starts), device=x1.device)
     with torch.no_grad():
-        base = cosine(enc(x1[None]), enc(x2[None]))
-        for m in masks:
-            occluded = torch.where(m, fill, x1)[None]
-            out.append(base - cosine(enc(occluded), enc(x2[None])))
-    return torch.cat(out).view(k, k)
+        base = plain_cosine(enc(x1[None]), enc(x2[None]))[0]
+        for i, top in enumerate(starts):
+            for j, left in enumerate(starts):
+                occluded = x1.clone()
+                occluded[:, top : top + window, left : left + window] = fill[:, None, None]
+                out[i, j] = base - plain_cosine(enc(occluded[None]), enc(x2[None]))[0]
+    return out
 
 
 def captum_occlusion(enc: Encoder, x1: torch.Tensor, x2: torch.Tensor, window: int, stride: int, batch_size: int) -> torch.Tensor:
@@ -338,7 +352,7 @@ def captum_occlusion(enc: Encoder, x1: torch.Tensor, x2: torch.Tensor, window: i
         z2 = enc(x2[None])
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
-        return cosine(enc(inp), z2.expand(inp.shape[0], -1))
+        return plain_cosine(enc(inp), z2.expand(inp.shape[0], -1))
 
     occ = Occlusion(forward)
     baseline = enc.baseline_pixel.expand_as(x1[None])
@@ -351,11 +365,17 @@ def captum_occlusion(enc: Encoder, x1: torch.Tensor, x2: torch.Tensor, window: i
 
 
 def window_average(drops: torch.Tensor, size: int, window: int, stride: int) -> torch.Tensor:
-    """Per-pixel mean of the drops [K, K] of the windows covering each pixel (Captum's convention) -> [H, W]."""
-    masks = occlusion_masks(size, window, stride, drops.device).float()[:, 0]  # [K*K, H, W]
-    total = (drops.flatten()[:, None, None] * masks).sum(0)
-    count = masks.sum(0)
-    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+    """Per-pixel mean of the drops [K, K] of the windows covering each pixel (Captum's convention) -> [H, W].
+
+    Drop (i, j) belongs to the window at rows i*stride.., columns j*stride.. (a loop over the windows, no masks of ours).
+    """
+    total = torch.zeros(size, size, dtype=torch.float64)
+    count = torch.zeros(size, size, dtype=torch.float64)
+    for i, top in enumerate(window_starts(size, window, stride)):
+        for j, left in enumerate(window_starts(size, window, stride)):
+            total[top : top + window, left : left + window] += float(drops[i, j])
+            count[top : top + window, left : left + window] += 1
+    return torch.where(count > 0, total / count.clamp(min=1), 0.0).to(drops.dtype).to(drops.device)
 
 
 def bench_occlusion(enc: Encoder, x: torch.Tensor, batch_size: int, positions: int, device: torch.device, captum: bool, rounds: int = 5) -> list[Row]:
@@ -403,33 +423,54 @@ def bench_occlusion(enc: Encoder, x: torch.Tensor, batch_size: int, positions: i
 # Insertion / deletion: ours (registry metric), seed-style loop
 
 
-def reference_conditional_curve(enc: Encoder, start: torch.Tensor, target: torch.Tensor, ranks: torch.Tensor, cond: torch.Tensor, pps: int) -> torch.Tensor:
-    """Seed-style conditional curve: one step per forward, the condition re-embedded at every step -> [T+1]."""
-    t = math.ceil(ranks.numel() / pps)
-    out = []
-    with torch.no_grad():
-        for i in range(t + 1):
-            img = step_images(start, target, ranks, torch.tensor([i], device=start.device), pps)
-            out.append(cosine(enc(img), enc(cond[None])))
-    return torch.cat(out)
+def reference_order(m: torch.Tensor, size: int) -> list[int]:
+    """Flat pixel indices of the map m [h, w], bilinearly resized to [size, size], most important first (ties: lower index first).
+
+    Python's sort is stable, so sorting by the negated value keeps equal pixels in index order.
+    """
+    up = F.interpolate(m[None, None].float(), size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+    values = up.flatten().tolist()
+    return sorted(range(len(values)), key=lambda i: -values[i])
 
 
-def reference_simultaneous_curve(enc: Encoder, s1: torch.Tensor, t1: torch.Tensor, r1: torch.Tensor, s2: torch.Tensor, t2: torch.Tensor, r2: torch.Tensor, pps: int) -> torch.Tensor:
-    """Seed-style simultaneous curve: both perturbed images embedded, one step at a time -> [T+1]."""
-    t = math.ceil(r1.numel() / pps)
-    out = []
+def reference_curve_images(start: torch.Tensor, target: torch.Tensor, order: list[int], pps: int) -> Iterator[torch.Tensor]:
+    """Images [3, H, W] before any step and after each step: step i copies the next ``pps`` pixels of ``order`` from target."""
+    img = start.clone()
+    yield img.clone()
+    for lo in range(0, len(order), pps):
+        idx = torch.tensor(order[lo : lo + pps], device=start.device)
+        img.flatten(1)[:, idx] = target.flatten(1)[:, idx]
+        yield img.clone()
+
+
+def trapezoid(curve: list[float]) -> float:
+    """Area under s_0..s_T over [0, 1] by the trapezoid rule (T equal intervals)."""
+    t = len(curve) - 1
+    return sum((curve[i] + curve[i + 1]) / 2 for i in range(t)) / t
+
+
+def reference_conditional_curve(enc: Encoder, start: torch.Tensor, target: torch.Tensor, order: list[int], cond: torch.Tensor, pps: int) -> list[float]:
+    """Seed-style conditional curve: one step per forward, the condition re-embedded at every step -> T+1 values."""
     with torch.no_grad():
-        for i in range(t + 1):
-            step = torch.tensor([i], device=s1.device)
-            out.append(cosine(enc(step_images(s1, t1, r1, step, pps)), enc(step_images(s2, t2, r2, step, pps))))
-    return torch.cat(out)
+        return [float(plain_cosine(enc(img[None]), enc(cond[None]))[0]) for img in reference_curve_images(start, target, order, pps)]
+
+
+def reference_simultaneous_curve(
+    enc: Encoder, s1: torch.Tensor, t1: torch.Tensor, o1: list[int], s2: torch.Tensor, t2: torch.Tensor, o2: list[int], pps: int
+) -> list[float]:
+    """Seed-style simultaneous curve: both perturbed images embedded, one step at a time -> T+1 values."""
+    steps = zip(reference_curve_images(s1, t1, o1, pps), reference_curve_images(s2, t2, o2, pps))
+    with torch.no_grad():
+        return [float(plain_cosine(enc(a[None]), enc(b[None]))[0]) for a, b in steps]
 
 
 def reference_insertion_deletion(enc: Encoder, x1: torch.Tensor, x2: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, params: dict[str, Any]) -> dict[str, list[float]]:
-    """SI, SD, CI, CD of every pair with seed-style loops (same ranking, blur and baseline as ours)."""
-    import torchvision.transforms.v2.functional as TF
+    """SI, SD, CI, CD of every pair with seed-style loops (Sammani et al. §4.1), written apart from ``metrics.insertion_deletion``.
 
-    from xai_ssl.metrics.insertion_deletion import upsample_map
+    Its own ranking (a stable Python sort of the bilinearly resized map), step images (pixels copied one step at a
+    time) and trapezoid AUC; only the blur (torchvision) and the baseline pixel (the model's) are shared.
+    """
+    import torchvision.transforms.v2.functional as TF
 
     size, pps = x1.shape[-1], int(params["pixels_per_step"])
     k, sig = int(params["blur_kernel"]), float(params["blur_sigma"])
@@ -437,14 +478,14 @@ def reference_insertion_deletion(enc: Encoder, x1: torch.Tensor, x2: torch.Tenso
     out: dict[str, list[float]] = {n: [] for n in ("SI", "SD", "CI", "CD")}
     for b in range(x1.shape[0]):
         v = [x1[b], x2[b]]
-        r = [pixel_ranks(upsample_map(m[b : b + 1], size)[0]) for m in (m1, m2)]
+        o = [reference_order(m[b], size) for m in (m1, m2)]
         blur = [TF.gaussian_blur(t, [k, k], [sig, sig]) for t in v]
-        cd = [auc(reference_conditional_curve(enc, v[j], fill, r[j], v[1 - j], pps).cpu().numpy()) for j in (0, 1)]
-        ci = [auc(reference_conditional_curve(enc, blur[j], v[j], r[j], v[1 - j], pps).cpu().numpy()) for j in (0, 1)]
-        out["CD"].append(float(sum(cd) / 2))
-        out["CI"].append(float(sum(ci) / 2))
-        out["SD"].append(float(auc(reference_simultaneous_curve(enc, v[0], fill, r[0], v[1], fill, r[1], pps).cpu().numpy())))
-        out["SI"].append(float(auc(reference_simultaneous_curve(enc, blur[0], v[0], r[0], blur[1], v[1], r[1], pps).cpu().numpy())))
+        cd = [trapezoid(reference_conditional_curve(enc, v[j], fill, o[j], v[1 - j], pps)) for j in (0, 1)]
+        ci = [trapezoid(reference_conditional_curve(enc, blur[j], v[j], o[j], v[1 - j], pps)) for j in (0, 1)]
+        out["CD"].append(sum(cd) / 2)
+        out["CI"].append(sum(ci) / 2)
+        out["SD"].append(trapezoid(reference_simultaneous_curve(enc, v[0], fill, o[0], v[1], fill, o[1], pps)))
+        out["SI"].append(trapezoid(reference_simultaneous_curve(enc, blur[0], v[0], o[0], blur[1], v[1], o[1], pps)))
     return out
 
 
@@ -504,7 +545,7 @@ def bench_method_throughput(
     ctx = MethodContext(device=device, batch_size=batch_size, seeds=list(range(x1.shape[0])))
     try:
         spec.fn(counter, x1, x2, resolved, ctx)
-    except Exception as exc:  # methods needing a corpus etc.: reported, not fatal
+    except Exception as exc:  # noqa: BLE001  methods needing a corpus etc.: reported, not fatal
         return Row(name, "ours", 0, x1.shape[0], float("nan"), check=f"skipped: {type(exc).__name__}: {exc}"[:120])
     fw = counter.count
     limit_fn(enc, x, batch_size)()
@@ -667,8 +708,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     hours, parts = study_estimate(limits[len(limits) // 2], args.study_images) if args.model == "resnet50" and args.size == 224 else (None, {})
     est = []
     if hours is not None:
-        est = [f"Whole-study estimate (paper config: 4 models x 16 methods + metrics, {args.study_images} images, at the median "
-               f"measured plain forward rate): {hours:.1f} device-hours on this device.", ""]
+        est = [(f"Whole-study estimate (paper config: 4 models x 16 methods + metrics, {args.study_images} images, at the median "
+                f"measured plain forward rate): {hours:.1f} device-hours on this device."), ""]
         est += [f"- {k}: {v:.2f} h" for k, v in parts.items()]
         print(est[0])
     write_tables(table, header, Path(args.out) / f"benchmark-{device.type}.md", Path(args.out) / f"benchmark-{device.type}.csv", est)

@@ -25,15 +25,32 @@ def test_occlusion_params_tile_the_image() -> None:
         assert (size - p["window"]) % p["stride"] == 0 and (size - p["window"]) // p["stride"] + 1 == 6
 
 
-def test_reference_and_captum_occlusion_equal_ours(enc: torch.nn.Module) -> None:
+@pytest.fixture(scope="module")
+def occlusion_case(enc: torch.nn.Module) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """Two test images, the occlusion parameters (4 x 4 windows at 32 px) and our drop map [4, 4] of the first."""
     x = bm.test_images(2, 32, torch.device("cpu"))
     spec = get_method("conditional_occlusion")
     params = spec.resolve_params(bm.occlusion_params(32, 4), 32)
     m1, _ = spec.fn(enc, x[:1], x[1:], params, MethodContext(device=torch.device("cpu"), batch_size=5, seeds=[0]))
+    return x, params, m1[0]
+
+
+def test_reference_and_captum_occlusion_equal_ours(enc: torch.nn.Module, occlusion_case) -> None:
+    """The seed-style loop cuts its windows by slicing, Captum places its own; neither uses our masks."""
+    x, params, ours = occlusion_case
     ref = bm.reference_occlusion(enc, x[0], x[1], params["window"], params["stride"])
-    torch.testing.assert_close(ref, m1[0], atol=1e-5, rtol=0)
     cap = bm.captum_occlusion(enc, x[0], x[1], params["window"], params["stride"], batch_size=5)
-    torch.testing.assert_close(cap, bm.window_average(m1[0], 32, params["window"], params["stride"]), atol=1e-5, rtol=0)
+    assert ref.abs().max() > 1e-3  # drops that tell windows apart
+    ref_diff = (ref - ours).abs().max().item()
+    cap_diff = (cap - bm.window_average(ours, 32, params["window"], params["stride"])).abs().max().item()
+    assert ref_diff < 1e-5 and cap_diff < 1e-5, f"max |ours - reference| = {ref_diff:.1e}, max |window-averaged ours - captum| = {cap_diff:.1e}"
+
+
+def test_window_average_by_hand() -> None:
+    """Windows of 3 px at stride 2 on 5 px: pixel (2, 2) lies in all four windows, (0, 0) in one, (2, 0) in two."""
+    avg = bm.window_average(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), 5, 3, 2)
+    assert avg[0, 0] == 1.0 and avg[0, 4] == 2.0 and avg[4, 0] == 3.0 and avg[4, 4] == 4.0
+    assert avg[2, 2] == 2.5 and avg[2, 0] == 2.0 and avg[0, 2] == 1.5
 
 
 def test_reference_insertion_deletion_equals_ours(enc: torch.nn.Module) -> None:
@@ -46,6 +63,15 @@ def test_reference_insertion_deletion_equals_ours(enc: torch.nn.Module) -> None:
     ref = bm.reference_insertion_deletion(enc, x[0::2], x[1::2], m1, m2, params)
     for name in ("SI", "SD", "CI", "CD"):
         assert ours[name] == pytest.approx(ref[name], abs=1e-5), name
+
+
+def test_reference_ranking_steps_and_trapezoid_by_hand() -> None:
+    """The reference's own pieces: descending order with ties by index, pps pixels per step, trapezoid over [0, 1]."""
+    assert bm.reference_order(torch.tensor([[3.0, 1.0], [3.0, 0.0]]), 2) == [0, 2, 1, 3]
+    start, target = torch.zeros(3, 2, 2), torch.ones(3, 2, 2)
+    imgs = list(bm.reference_curve_images(start, target, [3, 0, 2, 1], 3))
+    assert [img[0].flatten().tolist() for img in imgs] == [[0, 0, 0, 0], [1, 0, 1, 1], [1, 1, 1, 1]]
+    assert bm.trapezoid([1.0, 0.5, 0.0]) == pytest.approx(0.5) and bm.trapezoid([0.0, 0.0, 0.0, 1.0]) == pytest.approx(1 / 6)
 
 
 def test_choose_batch_size_is_a_timed_power_of_two(enc: torch.nn.Module) -> None:
