@@ -26,6 +26,9 @@ STOCHASTIC = {
     "cocoa_rise": ("cocoa_rise", {"n_masks": 8, "num_cells": 4, **COCOA}),
     "cocoa_gradshap": ("cocoa_gradshap", {"n_samples": 3, **COCOA}),
     "lffi_gradshap": ("lffi_gradshap", {"n_samples": 3}),
+    "pixel_invariance": ("pixel_invariance", {"n_augmentations": 8, "epochs": 2}),
+    "random_baseline": ("random_baseline", {}),
+    "feature_visualisation": ("feature_visualisation", {"octaves": 1, "iterations": 2}),
 }
 
 
