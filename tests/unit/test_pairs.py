@@ -166,16 +166,17 @@ def reference_center_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """The label mask under x1's geometry, by index arithmetic: the shorter side resized to round(size·256/224) by
     nearest neighbour at pixel centres (source index ⌊(i + ½)·in/out⌋), then the centred size × size crop."""
     h, w = mask.shape
-    short = int(round(size * 256 / 224))
+    short = round(size * 256 / 224)
     out_h, out_w = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
     f32 = np.float32  # torch's arithmetic: a float32 scale (exact ties such as 170.5·400/341 = 200 round down)
     rows = np.minimum(((np.arange(out_h, dtype=f32) + f32(0.5)) * (f32(h) / f32(out_h))).astype(int), h - 1)
     cols = np.minimum(((np.arange(out_w, dtype=f32) + f32(0.5)) * (f32(w) / f32(out_w))).astype(int), w - 1)
-    top, left = int(round((out_h - size) / 2)), int(round((out_w - size) / 2))
+    top, left = round((out_h - size) / 2), round((out_w - size) / 2)
     return mask[np.ix_(rows, cols)][top : top + size, left : left + size]
 
 
-@pytest.mark.parametrize(("shape", "size"), [((300, 400), 224), ((97, 61), 48), ((128, 128), 16)])
+# 100 and 200 px tell 256/224 from 257/224 and 256/225 (the rounded resize side differs); 224 is left out of mutation runs
+@pytest.mark.parametrize(("shape", "size"), [((300, 400), 224), ((97, 61), 48), ((128, 128), 16), ((150, 120), 100), ((260, 300), 200)])
 def test_center_mask_is_nearest_resize_and_centre_crop(shape: tuple[int, int], size: int) -> None:
     """Labels stay labels (nearest neighbour, no blending) and the crop is x1's: against index arithmetic."""
     from xai_ssl.pairs import center_mask
@@ -225,20 +226,41 @@ def test_shard_range_refuses_bad_shard(shard: int, n_shards: int) -> None:
 
 def test_atomic_h5_leaves_nothing_on_error(tmp_path: Path) -> None:
     target = tmp_path / "out" / "file.h5"
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_h5(target) as f:
-            f.create_dataset("x", data=np.arange(3))
-            assert temporary_path(target).exists()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_h5(target) as f:
+        f.create_dataset("x", data=np.arange(3))
+        assert temporary_path(target).exists()
+        raise RuntimeError("boom")
     assert not target.exists()
     assert list(target.parent.iterdir()) == []  # no temporary file left
     # an existing file is kept intact when a rewrite fails
     with atomic_h5(target) as f:
         f.create_dataset("x", data=np.arange(3))
-    with pytest.raises(RuntimeError):
-        with atomic_h5(target) as f:
-            f.create_dataset("y", data=np.arange(5))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_h5(target) as f:
+        f.create_dataset("y", data=np.arange(5))
+        raise RuntimeError("boom")
     with h5py.File(target, "r") as f:
         assert list(f) == ["x"] and f["x"][()].tolist() == [0, 1, 2]
     assert [p.name for p in target.parent.iterdir()] == ["file.h5"]
+
+
+def test_record_views_pass_the_pixel_limit_and_the_mask_switch(tmp_path: Path) -> None:
+    """Masks only when asked for and present; the pixel limit is applied to the image and to its mask."""
+    from PIL import Image
+
+    from xai_ssl.data.records import DataError, ImageRecord
+    from xai_ssl.pairs import record_views
+
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "small.png")
+    Image.fromarray(rgb[..., 0] > 127).convert("L").save(tmp_path / "small_mask.png")
+    Image.fromarray(np.zeros((40, 40), dtype=np.uint8)).save(tmp_path / "big_mask.png")
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    with_mask = ImageRecord("a", tmp_path / "small.png", tmp_path / "small_mask.png")
+    without = ImageRecord("b", tmp_path / "small.png")
+    got = list(record_views([with_mask, without], 16, 0, (0.5, 1.0), with_masks=True, max_pixels=400))
+    assert got[0][1] is not None and got[0][1].shape == (16, 16) and got[1][1] is None
+    assert [m for _, m in record_views([with_mask], 16, 0, (0.5, 1.0), with_masks=False)] == [None]
+    with pytest.raises(DataError, match=r"big\.png"):
+        list(record_views([ImageRecord("c", tmp_path / "big.png")], 16, 0, (0.5, 1.0), with_masks=True, max_pixels=400))
+    with pytest.raises(DataError, match=r"big_mask\.png"):
+        list(record_views([ImageRecord("d", tmp_path / "small.png", tmp_path / "big_mask.png")], 16, 0, (0.5, 1.0), with_masks=True, max_pixels=400))
