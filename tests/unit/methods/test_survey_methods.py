@@ -194,6 +194,17 @@ def test_relax_masks_shapes_and_determinism() -> None:
     assert bool(((u == 0) | torch.isclose(u, a)).all())
 
 
+def test_relax_sums_stay_on_the_image_device() -> None:
+    """Masks, fill and sums are built on the image's device (meta: any CPU tensor mixed in would raise)."""
+    from xai_ssl.methods.relax import draw_grids, relax_sums
+
+    meta = tiny_encoder().to("meta")
+    x = torch.zeros(3, 16, 16, dtype=torch.float64, device="meta")
+    grids, shifts = draw_grids(5, 4, 0.5, 1, torch.Generator().manual_seed(0))
+    sums = relax_sums(meta, x, torch.zeros(8, dtype=torch.float64, device="meta"), grids, shifts, 1, 2)
+    assert [(t.device.type, t.dtype, tuple(t.shape)) for t in sums] == [("meta", torch.float64, (16, 16))] * 3
+
+
 # --------------------------------------------------------------------------------------------
 # LFFI
 # --------------------------------------------------------------------------------------------
@@ -416,7 +427,7 @@ def test_vdsn_map_sums_to_pooled_cosine() -> None:
             assert maps[b].shape == ax.shape[2:]
             pooled_cos = cosine(ax.mean(dim=(2, 3)), ay.mean(dim=(2, 3)))[0]
             torch.testing.assert_close(maps[b].sum(), pooled_cos, atol=1e-10, rtol=1e-8)
-            mx, my = vdsn_maps(ax, ay)
+            _mx, my = vdsn_maps(ax, ay)
             torch.testing.assert_close(my.sum(), pooled_cos, atol=1e-10, rtol=1e-8)
             # the paper's pairwise form: map_x[i] = Σ_j ⟨A_x[i], A_y[j]⟩ / (P² ‖f_x‖ ‖f_y‖)
             fx, fy = ax.mean(dim=(2, 3))[0], ay.mean(dim=(2, 3))[0]
