@@ -194,6 +194,29 @@ def test_relax_masks_shapes_and_determinism() -> None:
     assert bool(((u == 0) | torch.isclose(u, a)).all())
 
 
+def test_relax_maps_and_scaling_by_hand() -> None:
+    """Importance Σm·s / W, uncertainty Σm(s - R)² / (W - 1), U-RELAX keeps pixels at or below the (lower) median
+    uncertainty; W starts at 1e-10 (the running estimator); the shift default and the parameter checks."""
+    from xai_ssl.methods.relax import relax_maps
+
+    w, s1 = [3.0, 5.0, 4.0, 2.0], [1.5, 1.0, 2.0, 0.5]
+    u = [0.5, 0.8, 0.3, 0.05]  # Σ m (s - R)², all below 1; uncertainties 0.25, 0.2, 0.1, 0.05 (lower median 0.1)
+    big_w = [v + 1e-10 for v in w]
+    r = [a / b for a, b in zip(s1, big_w)]
+    s2 = [a * b + c for a, b, c in zip(s1, r, u)]
+    out = relax_maps(*(torch.tensor(v, dtype=torch.float64).view(2, 2) for v in (w, s1, s2)))
+    torch.testing.assert_close(out["importance"].flatten(), torch.tensor(r, dtype=torch.float64), rtol=1e-14, atol=0)
+    unc = [c / (b - 1) for b, c in zip(big_w, u)]
+    torch.testing.assert_close(out["uncertainty"].flatten(), torch.tensor(unc, dtype=torch.float64), rtol=1e-9, atol=0)
+    torch.testing.assert_close(out["u_relax"].flatten(), torch.tensor([0.0, 0.0, r[2], r[3]], dtype=torch.float64), rtol=1e-14, atol=0)
+    spec = get_method("relax")
+    assert spec.resolve_params({}, 112)["shift"] == 2  # round(3 · 112 / 224) = round(1.5)
+    with pytest.raises(ValueError, match=r"relax: output must be one of .* and target one of"):
+        spec.resolve_params({"output": "variance"}, 32)
+    with pytest.raises(ValueError, match=r"relax: shift 32 must be in \[0, 32\)"):
+        spec.resolve_params({"shift": 32}, 32)
+
+
 def test_relax_sums_stay_on_the_image_device() -> None:
     """Masks, fill and sums are built on the image's device (meta: any CPU tensor mixed in would raise)."""
     from xai_ssl.methods.relax import draw_grids, relax_sums
