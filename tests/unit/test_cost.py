@@ -29,7 +29,7 @@ PARAMS = {
     "lffi_ig": {"n_steps": 4},
     "lffi_gradshap": {"n_samples": 3},
     "cocoa_rise": {"corpus_size": 4, "foil_size": 3, "n_masks": 5},
-    "cocoa_ig": {"corpus_size": 4, "foil_size": 3, "n_steps": 4},
+    "cocoa_ig": {"corpus_size": 4, "foil": "other_class", "foil_size": 3, "n_steps": 4},  # the other foil: no noise images to embed
     "cocoa_gradshap": {"corpus_size": 4, "foil": "noise", "foil_size": 3, "n_samples": 3},
     "embedded_gradcam": {"corpus_size": 5, "k": 2},
     "vdsn": {"corpus_size": 5},
@@ -54,7 +54,8 @@ def test_declared_passes_equal_the_counted_passes(name: str, tmp_path: Path) -> 
     x = images(4, SIZE, seed=3).to(next(enc.parameters()).dtype)
     corpus = None
     if spec.needs_corpus:
-        corpus = Corpus.from_images(images(int(params["corpus_size"]), SIZE, seed=9))
+        n = int(params["corpus_size"])  # labelled, the explained ids "a" and "b" among them (the other_class foil)
+        corpus = Corpus.from_images(images(n, SIZE, seed=9), ids=["a", "b"] + [f"c{i}" for i in range(n - 2)], labels=["cat", "dog"] * (n // 2) + ["cat"] * (n % 2))
     with PassCounter(enc, SIZE) as counted:
         explain_batches(enc, spec, x[:2], x[2:], params, [11, 12], ["a", "b"], CPU, 4, corpus)
     declared = spec.passes(params, SIZE)
