@@ -57,7 +57,7 @@ class FakeSpec:
         self.name, self.pair_family, self.two_maps = "fake", "crop_aug", two_maps
         self.calls: list[dict] = []
 
-    def fn(self, encoder, x1, x2, params, ctx):  # noqa: ANN001, ANN201 - the method signature
+    def fn(self, encoder, x1, x2, params, ctx):
         self.calls.append({"x1": x1, "x2": x2, "params": params, "ctx": ctx})
         m = x1.detach().to("cpu", torch.float64, copy=True)[:, 0, :2, :2] if x1.device.type != "meta" else torch.zeros(x1.shape[0], 2, 2, dtype=torch.float64)
         return m, (m + 1 if self.two_maps else None)
