@@ -40,6 +40,7 @@ ALPHA = 0.05
 MIN_PAIRS = 6
 ROUND_DECIMALS = 9
 MARK = "†"
+UNTESTED_MARK = "‡"  # after the method name: explained on other view pairs than the reference, not tested
 
 
 def paired_wilcoxon(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, min_pairs: int = MIN_PAIRS) -> tuple[float, int]:
@@ -178,7 +179,7 @@ def significance_note(sig: Significance, table: pd.DataFrame, columns: Sequence[
     if other:
         listed = ", ".join(f"{m} ({sig.other_pairs[m]})" for m in other)
         text += (
-            f" Not tested, no marks: {listed} explained on other view pairs than {sig.reference} ({sig.reference_pairs}), "
+            f" {UNTESTED_MARK} = not tested: {listed} explained on other view pairs than {sig.reference} ({sig.reference_pairs}), "
             f"so their per-image values do not pair with its."
         )
     floors = {c: smallest_adjusted_p(sig, c) for c in cols}

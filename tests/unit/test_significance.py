@@ -178,10 +178,10 @@ def test_methods_on_other_view_pairs_are_not_tested() -> None:
         np.testing.assert_allclose(sig.p.loc[["paired_up", "gappy"], f"p_{col}"], holm(raw), rtol=1e-12)
     d = {c: a for c, a in metric_directions(ALL).items() if c in ("SI", "SD")}
     md = to_markdown(summary_table(per_image, d, order), d, "t", significance=sig, baselines=["random_baseline"])
-    assert not any(c.endswith("†") for c in cells(md, "same"))
+    assert not any(c.endswith("†") for c in cells(md, "same‡")) and cells(md, "paired_up")  # the name marked, the cells not
     note = next(line for line in md.splitlines() if line.startswith("† = not distinguishable"))
     assert "across the 2 methods" in note
-    assert "Not tested, no marks: worse (interpolation), same (interpolation) explained on other view pairs than random_baseline (crop_aug)" in note
+    assert "‡ = not tested: worse (interpolation), same (interpolation) explained on other view pairs than random_baseline (crop_aug)" in note
     same_pairs = significance_table(per_image, ["SI"], order, pair_families=dict.fromkeys(order, "crop_aug"))
     assert same_pairs.other_pairs == {} and same_pairs.p["p_SI"].iloc[:-1].notna().all()
 
