@@ -53,6 +53,7 @@ rule aggregate_tables:
         methods=PLAN.shard_methods,
         directions=PLAN.metric_directions(),
         families=PLAN.method_families(),  # baselines last; significance against random_baseline
+        pair_families=PLAN.method_pair_families(),  # tested against random_baseline: the methods on its view pairs
         title="{dataset} / {model}",
         code=PLAN.code("aggregate_tables"),
     log:

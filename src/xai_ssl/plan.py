@@ -257,6 +257,10 @@ class Plan:
         """Registry family of every map method by config name ("baseline" for baselines): table order and figure colours."""
         return {m: self.specs[m].family for m in self.methods}
 
+    def method_pair_families(self) -> dict[str, str]:
+        """Pair family of every map method by config name: significance tests only methods on random_baseline's pairs."""
+        return {m: self.specs[m].pair_family for m in self.methods}
+
     def methods_for(self, model: str) -> list[str]:
         """The map methods that explain ``model``, in run order."""
         return self.model_methods[model]

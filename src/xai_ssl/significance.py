@@ -19,13 +19,18 @@ controls the family-wise error rate; scipy has no Holm — ``false_discovery_con
 sorted ascending p_(1) <= ... <= p_(k), adjusted p_(i) = max_{j <= i} min(1, (k - j + 1) p_(j)); NA p values
 are not part of the family. A method is "not distinguishable from random" in a column when its adjusted
 p >= ``alpha`` (0.05); the test is two-sided, so "distinguishable" may also mean worse than random.
+
+Only methods explained on the same view pairs as the reference are tested (``pair_families``): a method of the
+interpolation family is scored on (x, its photometric view), ``random_baseline`` on the two augmented crops, so
+their per-image values differ by the pair as much as by the map and do not pair; such methods get p NA and the
+note names them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,6 +40,7 @@ ALPHA = 0.05
 MIN_PAIRS = 6
 ROUND_DECIMALS = 9
 MARK = "†"
+UNTESTED_MARK = "‡"  # after the method name: explained on other view pairs than the reference, not tested
 
 
 def paired_wilcoxon(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, min_pairs: int = MIN_PAIRS) -> tuple[float, int]:
@@ -76,6 +82,8 @@ class Significance:
     reference: str = RANDOM_BASELINE
     alpha: float = ALPHA
     min_pairs: int = MIN_PAIRS
+    other_pairs: dict[str, str] = field(default_factory=dict)  # untested: method -> its pair family, not the reference's
+    reference_pairs: str | None = None  # the reference's pair family (None: not known)
 
     @property
     def available(self) -> bool:
@@ -98,11 +106,14 @@ def significance_table(
     reference: str = RANDOM_BASELINE,
     alpha: float = ALPHA,
     min_pairs: int = MIN_PAIRS,
+    pair_families: dict[str, str] | None = None,
 ) -> Significance:
     """Test every method of ``method_order`` against ``reference`` in each per-image column of ``per_image``.
 
     ``per_image`` is the long table (``method``, ``image_id``, one column per metric); values are paired
     by ``image_id``. Without the reference in ``per_image`` the result has no columns (``available`` False).
+    ``pair_families`` (pair family by method; None: all alike): methods of another pair family than the
+    reference's are not tested (p NA, not part of the Holm family; listed in ``other_pairs``).
     """
     methods = [m for m in method_order if m in set(per_image["method"])]
     cols = [c for c in columns if c in per_image.columns]
@@ -116,7 +127,10 @@ def significance_table(
             raise ValueError(f"significance: method {m!r} has image ids more than once ({sorted(set(dup))[:5]}); a shard was read twice?")
         by_method[m] = g.set_index("image_id")
     ref = by_method[reference]
-    others = [m for m in methods if m != reference]
+    families = dict(pair_families or {})
+    ref_pairs = families.get(reference)
+    other_pairs = {m: families[m] for m in methods if m != reference and ref_pairs is not None and families.get(m, ref_pairs) != ref_pairs}
+    others = [m for m in methods if m != reference and m not in other_pairs]
     p = pd.DataFrame(np.nan, index=pd.Index(methods, name="method"), columns=[f"p_{c}" for c in cols])
     n = pd.DataFrame(0, index=pd.Index(methods, name="method"), columns=[f"n_{c}" for c in cols])
     for c in cols:
@@ -128,7 +142,7 @@ def significance_table(
             n.at[m, f"n_{c}"] = k
         p.loc[others, f"p_{c}"] = holm(raw)
         n.at[reference, f"n_{c}"] = int(ref[c].notna().sum())
-    return Significance(p, n, reference, alpha, min_pairs)
+    return Significance(p, n, reference, alpha, min_pairs, other_pairs, ref_pairs)
 
 
 def _n_text(values: Sequence[int]) -> str:
@@ -144,7 +158,7 @@ def significance_note(sig: Significance, table: pd.DataFrame, columns: Sequence[
     """
     if not sig.available:
         return f"No significance marks: {sig.reference} is not in this run (add it to run.methods to test every method against it)."
-    tested = [m for m in table.index if m != sig.reference and m in sig.p.index]
+    tested = [m for m in table.index if m != sig.reference and m in sig.p.index and m not in sig.other_pairs]
     cols = [c for c in columns if f"p_{c}" in sig.p.columns and c in table.columns]
     with_values = {c: [m for m in tested if np.isfinite(table.at[m, c])] for c in cols}
     n_by_col = {c: _n_text([int(sig.n.at[m, f"n_{c}"]) for m in ms]) for c, ms in with_values.items() if ms}
@@ -161,6 +175,13 @@ def significance_note(sig: Significance, table: pd.DataFrame, columns: Sequence[
     parts = [f"{c} ({'all methods' if len(ms) == len(with_values[c]) else ', '.join(ms)})" for c, ms in untested.items() if ms]
     if parts:
         text += f" Not tested (fewer than {sig.min_pairs} pairs, no mark): " + "; ".join(parts) + "."
+    other = [m for m in table.index if m in sig.other_pairs]
+    if other:
+        listed = ", ".join(f"{m} ({sig.other_pairs[m]})" for m in other)
+        text += (
+            f" {UNTESTED_MARK} = not tested: {listed} explained on other view pairs than {sig.reference} ({sig.reference_pairs}), "
+            f"so their per-image values do not pair with its."
+        )
     floors = {c: smallest_adjusted_p(sig, c) for c in cols}
     powerless = [c for c, f in floors.items() if sig.alpha <= f < math.inf]
     if powerless:

@@ -15,7 +15,7 @@ import pandas as pd
 from xai_ssl.io.atomic import atomic_paths
 from xai_ssl.io.scores_file import read_scores
 from xai_ssl.provenance import config_hash
-from xai_ssl.significance import MARK, Significance, significance_note
+from xai_ssl.significance import MARK, UNTESTED_MARK, Significance, significance_note
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def to_markdown(
     the cells whose mean skips some images (NA for some but not all images of a method). With
     ``significance`` (:func:`xai_ssl.significance.significance_table`), a mean that is not
     distinguishable from the reference (random baseline) gets a † and a note explains the test (or says
-    that the reference is not in the run). ``baselines`` in ``table`` are named in a last note.
+    that the reference is not in the run); a method on other view pairs than the reference (not tested) gets a ‡. ``baselines`` in ``table`` are named in a last note.
     """
     cols = [c for c in directions if c in table.columns]
     lines = [f"### {title}", ""] if title else []
@@ -141,7 +141,8 @@ def to_markdown(
             if significance is not None and text != "NA" and significance.not_distinguishable(str(method), _tested_column(c, significance)):
                 text += MARK
             cells.append(text)
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        name = f"{method}{UNTESTED_MARK}" if significance is not None and method in significance.other_pairs else method
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if na is not None and "n_images" in table.columns:
         notes = []
         for method in table.index:

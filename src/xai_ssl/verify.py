@@ -1,4 +1,4 @@
-"""Check every output of a run: ``python -m xai_ssl.verify [--directory DIR] [--config FILE]``.
+"""Check every output of a run: ``python -m xai_ssl.verify [--directory DIR] [--config FILE ...]``.
 
 Snakemake reruns a job when its inputs, parameters or code change, but it never reads a finished file again:
 one truncated, zeroed or edited later (with its modification time kept) is used as it is. This command reads
@@ -318,17 +318,31 @@ def _png_checks(path: Path) -> Iterator[str]:
     return iter(())
 
 
+def run_config(root: Path, configfiles: list[Path]) -> dict[str, Any]:
+    """The config a run used: ``root/config/config.yaml`` (the Snakefile's configfile) with each ``--configfile``
+    merged over it in order, as Snakemake merges them (``snakemake.utils.update_config``: mappings key by key,
+    everything else replaced)."""
+    from snakemake.utils import update_config
+
+    default = root / "config" / "config.yaml"
+    config: dict[str, Any] = {}
+    for path in ([default] if default.is_file() else []) + list(configfiles):
+        with open(path, encoding="utf-8") as fh:
+            update_config(config, yaml.safe_load(fh) or {})
+    if not config:
+        raise FileNotFoundError(f"{default}: no config (run in the workflow's directory or pass --config FILE)")
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: print one line per problem and a summary; exit status 1 when anything is missing or damaged."""
     parser = argparse.ArgumentParser(prog="python -m xai_ssl.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("--directory", "-d", default=".", help="the working directory of the run (default: .)")
-    parser.add_argument("--config", "-c", default=None, help="the run's config (default: <directory>/config/config.yaml)")
+    parser.add_argument("--config", "-c", action="append", default=[], type=Path, metavar="FILE",
+                        help="the run's --configfile (repeatable), merged over <directory>/config/config.yaml as Snakemake does")
     args = parser.parse_args(argv)
     root = Path(args.directory)
-    config_path = Path(args.config) if args.config else root / "config" / "config.yaml"
-    with open(config_path, encoding="utf-8") as fh:
-        config = yaml.safe_load(fh)
-    report = verify_run(root, config)
+    report = verify_run(root, run_config(root, args.config))
     for line in report.missing + report.lines:
         print(line)
     n = len(report.lines)

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xai_ssl.significance import MIN_PAIRS, holm, paired_wilcoxon, significance_table
 from helpers import aggregate
 from xai_ssl.metrics import metric_directions
+from xai_ssl.significance import MIN_PAIRS, holm, paired_wilcoxon, significance_table
 from xai_ssl.tables import summary_table, to_markdown
 
 ALL = ["insertion_deletion", "average_drop_increase", "max_sensitivity", "model_randomisation"]
@@ -158,6 +158,32 @@ def test_without_the_random_baseline_there_are_no_tests() -> None:
     sig = significance_table(per_image, ["SI"], ["paired_up", "same"])
     assert not sig.available and list(sig.p.columns) == [] and list(sig.p.index) == ["paired_up", "same"]
     assert not sig.not_distinguishable("same", "SI")
+
+
+def test_methods_on_other_view_pairs_are_not_tested() -> None:
+    """An interpolation-family method is scored on other pairs than random_baseline (crop_aug): no test, no mark, a note."""
+    per_image = per_image_frame()
+    order = ["paired_up", "worse", "same", "gappy", "random_baseline"]
+    pairs = {"paired_up": "crop_aug", "worse": "interpolation", "same": "interpolation", "gappy": "crop_aug", "random_baseline": "crop_aug"}
+    sig = significance_table(per_image, ["SI", "SD"], order, pair_families=pairs)
+    assert sig.other_pairs == {"worse": "interpolation", "same": "interpolation"} and sig.reference_pairs == "crop_aug"
+    assert sig.p.loc[["worse", "same"]].isna().all().all() and not sig.not_distinguishable("same", "SI")
+    ref = per_image[per_image.method == "random_baseline"].set_index("image_id")
+    for col in ("SI", "SD"):  # the Holm family: the two crop_aug methods only
+        raw = []
+        for m in ("paired_up", "gappy"):
+            g = per_image[per_image.method == m].set_index("image_id")
+            pairs_ = [(g.at[i, col], ref.at[i, col]) for i in sorted(g.index) if np.isfinite(g.at[i, col]) and np.isfinite(ref.at[i, col])]
+            raw.append(hand_wilcoxon([a for a, _ in pairs_], [b for _, b in pairs_]))
+        np.testing.assert_allclose(sig.p.loc[["paired_up", "gappy"], f"p_{col}"], holm(raw), rtol=1e-12)
+    d = {c: a for c, a in metric_directions(ALL).items() if c in ("SI", "SD")}
+    md = to_markdown(summary_table(per_image, d, order), d, "t", significance=sig, baselines=["random_baseline"])
+    assert not any(c.endswith("†") for c in cells(md, "same‡")) and cells(md, "paired_up")  # the name marked, the cells not
+    note = next(line for line in md.splitlines() if line.startswith("† = not distinguishable"))
+    assert "across the 2 methods" in note
+    assert "‡ = not tested: worse (interpolation), same (interpolation) explained on other view pairs than random_baseline (crop_aug)" in note
+    same_pairs = significance_table(per_image, ["SI"], order, pair_families=dict.fromkeys(order, "crop_aug"))
+    assert same_pairs.other_pairs == {} and same_pairs.p["p_SI"].iloc[:-1].notna().all()
 
 
 def test_duplicate_image_ids_are_refused() -> None:

@@ -110,6 +110,7 @@ def aggregate_tables(
     directions: dict[str, str],
     title: str,
     families: dict[str, str] | None = None,
+    pair_families: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Merge per-image scores of all methods (and shards) into the summary table and a long CSV.
 
@@ -119,7 +120,8 @@ def aggregate_tables(
     registry names), columns in ``directions`` order (``metrics.metric_directions``: the paper's order); the CSV also
     carries ``n_images``, ``na_<col>`` (images without a value) and ``p_<col>`` (Holm-adjusted p against
     ``random_baseline``, :mod:`xai_ssl.significance`), the Markdown notes partial NA counts and marks the means
-    not distinguishable from random; ``provenance`` (JSON beside the CSV) the hashes of its inputs.
+    not distinguishable from random (only methods on the reference's view pairs, ``pair_families``: pair family by
+    config name, ``Plan.method_pair_families``); ``provenance`` (JSON beside the CSV) the hashes of its inputs.
     """
     if not len(scores) == len(curves) == len(methods):
         raise ValueError("aggregate_tables: one scores file, one curves file and one method name per shard")
@@ -133,7 +135,7 @@ def aggregate_tables(
         if row.any():
             log.info("%s: bad-number counts %s", method, {k: int(v) for k, v in row.items() if v})
     record = table_provenance(shard_attrs, [Path(p) for p in scores], list(methods))
-    significance = significance_table(per_image, [c for c in directions if c in per_image.columns], order)
+    significance = significance_table(per_image, [c for c in directions if c in per_image.columns], order, pair_families=pair_families)
     write_tables(table, per_image, directions, Path(csv), Path(md), Path(long), title,
                  na=na_counts(per_image, directions, order), counts=counts, provenance=record, provenance_path=Path(provenance),
                  significance=significance, baselines=[m for m in order if families.get(m) == BASELINE],
