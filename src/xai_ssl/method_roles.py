@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 BASELINE = "baseline"  # the family of every method registered with baseline=True
-BASELINE_ORDER = ("random_baseline", "centre_baseline", "edge_baseline")  # fixed order of the last table rows
+BASELINE_ORDER = ("random_baseline", "random_baseline_interpolation", "centre_baseline", "edge_baseline")  # fixed order of the last table rows
 FAMILY_ORDER = ("occlusion", "cam", "gradient", "perturbation", "attention", "other", BASELINE)  # legend / colour order
 FAMILY_LABELS = {
     "occlusion": "occlusion",

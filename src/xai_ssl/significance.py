@@ -20,10 +20,11 @@ sorted ascending p_(1) <= ... <= p_(k), adjusted p_(i) = max_{j <= i} min(1, (k 
 are not part of the family. A method is "not distinguishable from random" in a column when its adjusted
 p >= ``alpha`` (0.05); the test is two-sided, so "distinguishable" may also mean worse than random.
 
-Only methods explained on the same view pairs as the reference are tested (``pair_families``): a method of the
-interpolation family is scored on (x, its photometric view), ``random_baseline`` on the two augmented crops, so
-their per-image values differ by the pair as much as by the map and do not pair; such methods get p NA and the
-note names them.
+A method is tested against the random baseline explained on the same view pairs (``pair_families``): a method of
+the interpolation family is scored on (x, its photometric view), ``random_baseline`` on the two augmented crops, so
+their per-image values differ by the pair as much as by the map and do not pair. ``random_baseline_interpolation``
+(the same noise maps on the interpolation pairs) is the reference of that family. A method whose family's
+reference is not in the run gets p NA, and the note names it. All tests of a column form one Holm family.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 RANDOM_BASELINE = "random_baseline"
+RANDOM_BASELINES = {"crop_aug": RANDOM_BASELINE, "interpolation": "random_baseline_interpolation"}  # reference by pair family
 ALPHA = 0.05
 MIN_PAIRS = 6
 ROUND_DECIMALS = 9
@@ -82,8 +84,9 @@ class Significance:
     reference: str = RANDOM_BASELINE
     alpha: float = ALPHA
     min_pairs: int = MIN_PAIRS
-    other_pairs: dict[str, str] = field(default_factory=dict)  # untested: method -> its pair family, not the reference's
+    other_pairs: dict[str, str] = field(default_factory=dict)  # untested: method -> its pair family (no reference of that family ran)
     reference_pairs: str | None = None  # the reference's pair family (None: not known)
+    references: dict[str, str] = field(default_factory=dict)  # tested method -> the reference it was tested against
 
     @property
     def available(self) -> bool:
@@ -93,7 +96,7 @@ class Significance:
     def not_distinguishable(self, method: str, column: str) -> bool:
         """True when the adjusted p of ``method`` in per-image ``column`` is >= alpha (NA p: False, no test)."""
         key = f"p_{column}"
-        if method == self.reference or key not in self.p.columns or method not in self.p.index:
+        if method == self.reference or method in self.references.values() or key not in self.p.columns or method not in self.p.index:
             return False
         p = self.p.at[method, key]
         return bool(np.isfinite(p) and p >= self.alpha)
@@ -112,8 +115,9 @@ def significance_table(
 
     ``per_image`` is the long table (``method``, ``image_id``, one column per metric); values are paired
     by ``image_id``. Without the reference in ``per_image`` the result has no columns (``available`` False).
-    ``pair_families`` (pair family by method; None: all alike): methods of another pair family than the
-    reference's are not tested (p NA, not part of the Holm family; listed in ``other_pairs``).
+    ``pair_families`` (pair family by method; None: all alike): a method is tested against the random baseline
+    of its pair family (``RANDOM_BASELINES``; ``reference`` for the reference's own family); methods of a family
+    whose baseline is not in the run are not tested (p NA, not part of the Holm family; listed in ``other_pairs``).
     """
     methods = [m for m in method_order if m in set(per_image["method"])]
     cols = [c for c in columns if c in per_image.columns]
@@ -126,23 +130,39 @@ def significance_table(
         if len(dup):
             raise ValueError(f"significance: method {m!r} has image ids more than once ({sorted(set(dup))[:5]}); a shard was read twice?")
         by_method[m] = g.set_index("image_id")
-    ref = by_method[reference]
     families = dict(pair_families or {})
     ref_pairs = families.get(reference)
-    other_pairs = {m: families[m] for m in methods if m != reference and ref_pairs is not None and families.get(m, ref_pairs) != ref_pairs}
-    others = [m for m in methods if m != reference and m not in other_pairs]
+    refs_by_family = {f: r for f, r in RANDOM_BASELINES.items() if r in by_method and families.get(r) == f}
+    if ref_pairs is not None:
+        refs_by_family[ref_pairs] = reference
+    reference_names = set(refs_by_family.values()) | {reference}
+    references: dict[str, str] = {}
+    other_pairs: dict[str, str] = {}
+    for m in methods:
+        if m in reference_names:
+            continue
+        family = families.get(m, ref_pairs)
+        if ref_pairs is None or family == ref_pairs:
+            references[m] = reference
+        elif family in refs_by_family:
+            references[m] = refs_by_family[family]
+        else:
+            other_pairs[m] = family
+    others = list(references)
     p = pd.DataFrame(np.nan, index=pd.Index(methods, name="method"), columns=[f"p_{c}" for c in cols])
     n = pd.DataFrame(0, index=pd.Index(methods, name="method"), columns=[f"n_{c}" for c in cols])
     for c in cols:
         raw = []
         for m in others:
             values = by_method[m][c]  # [N_m] by image id
-            pv, k = paired_wilcoxon(values.to_numpy(), ref[c].reindex(values.index).to_numpy(), min_pairs)
+            ref = by_method[references[m]][c]
+            pv, k = paired_wilcoxon(values.to_numpy(), ref.reindex(values.index).to_numpy(), min_pairs)
             raw.append(pv)
             n.at[m, f"n_{c}"] = k
         p.loc[others, f"p_{c}"] = holm(raw)
-        n.at[reference, f"n_{c}"] = int(ref[c].notna().sum())
-    return Significance(p, n, reference, alpha, min_pairs, other_pairs, ref_pairs)
+        for r in reference_names & set(methods):
+            n.at[r, f"n_{c}"] = int(by_method[r][c].notna().sum())
+    return Significance(p, n, reference, alpha, min_pairs, other_pairs, ref_pairs, references)
 
 
 def _n_text(values: Sequence[int]) -> str:
@@ -158,7 +178,7 @@ def significance_note(sig: Significance, table: pd.DataFrame, columns: Sequence[
     """
     if not sig.available:
         return f"No significance marks: {sig.reference} is not in this run (add it to run.methods to test every method against it)."
-    tested = [m for m in table.index if m != sig.reference and m in sig.p.index and m not in sig.other_pairs]
+    tested = [m for m in table.index if m in sig.references]
     cols = [c for c in columns if f"p_{c}" in sig.p.columns and c in table.columns]
     with_values = {c: [m for m in tested if np.isfinite(table.at[m, c])] for c in cols}
     n_by_col = {c: _n_text([int(sig.n.at[m, f"n_{c}"]) for m in ms]) for c, ms in with_values.items() if ms}
@@ -171,6 +191,10 @@ def significance_note(sig: Significance, table: pd.DataFrame, columns: Sequence[
         f"ranked, Pratt), p Holm-corrected across the {len(tested)} methods of each column (p_<column> in scores.csv; a median "
         f"column takes its column's test); n = {common} image pairs per test" + (f" ({'; '.join(exceptions)})" if exceptions else "") + "."
     )
+    own = sorted({r for r in sig.references.values() if r != sig.reference})
+    if own:
+        by_ref = {r: [m for m in tested if sig.references[m] == r] for r in own}
+        text += " " + "; ".join(f"{', '.join(ms)} against {r} (the same noise maps on their view pairs)" for r, ms in by_ref.items()) + "."
     untested = {c: [m for m in ms if not np.isfinite(sig.p.at[m, f"p_{c}"])] for c, ms in with_values.items()}
     parts = [f"{c} ({'all methods' if len(ms) == len(with_values[c]) else ', '.join(ms)})" for c, ms in untested.items() if ms]
     if parts:
@@ -180,7 +204,8 @@ def significance_note(sig: Significance, table: pd.DataFrame, columns: Sequence[
         listed = ", ".join(f"{m} ({sig.other_pairs[m]})" for m in other)
         text += (
             f" {UNTESTED_MARK} = not tested: {listed} explained on other view pairs than {sig.reference} ({sig.reference_pairs}), "
-            f"so their per-image values do not pair with its."
+            f"so their per-image values do not pair with its (add {RANDOM_BASELINES.get('interpolation')} to run.methods to test the "
+            f"interpolation family)."
         )
     floors = {c: smallest_adjusted_p(sig, c) for c in cols}
     powerless = [c for c, f in floors.items() if sig.alpha <= f < math.inf]

@@ -19,7 +19,7 @@ FORMER_DEFAULT = [
     "smooth_grad_g", "avg_transforms", "avg_transforms_g", "avg_transforms_n", "avg_transforms_gn", "feature_visualisation",
     "relax", "random_baseline", "centre_baseline", "edge_baseline",
 ]
-BASELINES = ["random_baseline", "centre_baseline", "edge_baseline"]
+BASELINES = ["random_baseline", "random_baseline_interpolation", "centre_baseline", "edge_baseline"]
 
 
 def read(name: str) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def test_default_explains_32_images_with_every_family_and_the_baselines() -> Non
     methods = cfg["run"]["methods"]
     families = {get_method(registry_name(cfg, m)).family for m in methods}
     assert {"occlusion", "cam", "gradient", "perturbation"} <= families
-    assert methods[-3:] == BASELINES  # the baselines close every table
+    assert methods[-4:] == BASELINES  # the baselines close every table
     assert len(methods) < len(FORMER_DEFAULT)  # a subset: every method is in config/all-methods.yaml
 
 
@@ -59,7 +59,7 @@ def test_all_methods_validates_and_runs_every_method_of_the_former_default() -> 
     assert set(FORMER_DEFAULT) <= set(cfg["run"]["methods"])
     default = validate_config(read("config.yaml"), check_paths=False)
     assert set(default["run"]["methods"]) <= set(cfg["run"]["methods"])
-    assert cfg["run"]["methods"][-3:] == BASELINES
+    assert cfg["run"]["methods"][-4:] == BASELINES
 
 
 def test_all_methods_changes_nothing_but_the_method_list() -> None:

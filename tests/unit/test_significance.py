@@ -186,6 +186,39 @@ def test_methods_on_other_view_pairs_are_not_tested() -> None:
     assert same_pairs.other_pairs == {} and same_pairs.p["p_SI"].iloc[:-1].notna().all()
 
 
+def test_interpolation_methods_are_tested_against_the_random_baseline_of_their_pairs() -> None:
+    """With random_baseline_interpolation in the run, an interpolation-family method pairs with it, not with random_baseline."""
+    per_image = per_image_frame()
+    rng = np.random.default_rng(8)
+    interp = per_image[per_image.method == "random_baseline"].copy()
+    interp["method"] = "random_baseline_interpolation"
+    interp["SI"] = rng.random(len(interp)) + 5.0  # far from every crop-pair value: a test against the wrong reference shows
+    worse = per_image.method == "worse"
+    by_id = interp.set_index("image_id")["SI"]
+    per_image.loc[worse, "SI"] = per_image.loc[worse, "image_id"].map(by_id).to_numpy() + 0.01 + 0.001 * np.arange(worse.sum())
+    per_image = pd.concat([per_image, interp], ignore_index=True)
+    order = ["paired_up", "worse", "same", "gappy", "random_baseline", "random_baseline_interpolation"]
+    pairs = dict.fromkeys(order, "crop_aug") | {"worse": "interpolation", "random_baseline_interpolation": "interpolation"}
+    sig = significance_table(per_image, ["SI"], order, pair_families=pairs)
+    assert sig.other_pairs == {} and sig.references["worse"] == "random_baseline_interpolation"
+    assert sig.references["paired_up"] == "random_baseline" and "random_baseline_interpolation" not in sig.references
+    assert np.isnan(sig.p.at["random_baseline_interpolation", "p_SI"])
+    assert not sig.not_distinguishable("random_baseline_interpolation", "SI")
+    raw = []
+    for m in ("paired_up", "worse", "same", "gappy"):  # one Holm family of four tests
+        ref_name = "random_baseline_interpolation" if m == "worse" else "random_baseline"
+        ref = per_image[per_image.method == ref_name].set_index("image_id")["SI"]
+        g = per_image[per_image.method == m].set_index("image_id")["SI"]
+        both = [(g[i], ref[i]) for i in sorted(g.index) if np.isfinite(g[i]) and np.isfinite(ref[i])]
+        raw.append(hand_wilcoxon([a for a, _ in both], [b for _, b in both]))
+    np.testing.assert_allclose(sig.p.loc[["paired_up", "worse", "same", "gappy"], "p_SI"], holm(raw), rtol=1e-12)
+    assert sig.p.at["worse", "p_SI"] < 0.05  # 12 positive differences of 0.01..: distinguishable from its own reference
+    d = {c: a for c, a in metric_directions(ALL).items() if c == "SI"}
+    md = to_markdown(summary_table(per_image, d, order), d, "t", significance=sig, baselines=["random_baseline", "random_baseline_interpolation"])
+    note = next(line for line in md.splitlines() if line.startswith("† = not distinguishable"))
+    assert "worse against random_baseline_interpolation" in note and "‡" not in md
+
+
 def test_duplicate_image_ids_are_refused() -> None:
     per_image = per_image_frame()
     doubled = pd.concat([per_image, per_image[per_image.method == "same"]], ignore_index=True)

@@ -11,6 +11,9 @@ differs between images; the global RNG is never used. Max-sensitivity re-runs me
 noise sample, so its MS here is the relative change between two independent noise maps (~0.71 =
 sqrt(1/6) / sqrt(1/3)); model randomisation re-runs with the attribution seeds, so RAND = 1 (the map
 ignores the model: the value of a map that fails the sanity check).
+
+``random_baseline_interpolation`` is the same noise on the interpolation pairs (x and its photometric view): the
+chance reference of the gradient methods, which are scored on those pairs (``significance.RANDOM_BASELINES``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ def noise_map(seed: int, view: int, shape: tuple[int, int]) -> torch.Tensor:
     return torch.rand(shape, generator=generator(int(seed), "random_baseline", view), dtype=torch.float32)
 
 
+@register_method(
+    "random_baseline_interpolation", pair_family="interpolation", defaults={}, cost="0 forwards", baseline=True, passes=lambda p, size: Passes(0)
+)
 @register_method("random_baseline", pair_family="crop_aug", defaults={}, cost="0 forwards", baseline=True, passes=lambda p, size: Passes(0))
 def random_baseline(
     encoder: Encoder, x1: torch.Tensor, x2: torch.Tensor, params: dict[str, Any], ctx: MethodContext
