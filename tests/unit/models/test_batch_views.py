@@ -30,7 +30,7 @@ def _images(b: int = 6, size: int = 20, seed: int = 0) -> torch.Tensor:
         (bv.adjust_saturation, TF.adjust_saturation),
     ],
 )
-def test_colour_operations_match_torchvision(batched, reference) -> None:  # noqa: ANN001
+def test_colour_operations_match_torchvision(batched, reference) -> None:
     x = _images()
     f = torch.linspace(0.2, 1.8, 6)
     expected = torch.stack([reference(x[i], float(f[i])) for i in range(6)])

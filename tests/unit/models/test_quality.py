@@ -142,7 +142,7 @@ def _colour_data(n: int, seed: int) -> tuple[torch.Tensor, list[str]]:
     return x, labels
 
 
-def _card(enc: Encoder, xtr: torch.Tensor, ltr: list[str], xte: torch.Tensor, lte: list[str], factory, **labels) -> dict:  # noqa: ANN001
+def _card(enc: Encoder, xtr: torch.Tensor, ltr: list[str], xte: torch.Tensor, lte: list[str], factory, **labels) -> dict:
     views = {"a": (xte[:5], xte[5:10]), "b": (xte[:3], xte[:3].flip(-1))}
     return model_quality(enc, views, xtr, xte, {"colour": (ltr, lte), **labels}, factory, seed=0, batch_size=7)
 
@@ -151,7 +151,7 @@ def test_model_quality_end_to_end_and_deterministic() -> None:
     xtr, ltr = _colour_data(60, 0)
     xte, lte = _colour_data(30, 1)
     enc = Encoder(MeanColour(), nn.Identity()).eval()
-    factory = lambda: build_architecture("small_resnet", **ARCH)  # noqa: E731
+    factory = lambda: build_architecture("small_resnet", **ARCH)
     state = torch.get_rng_state()
     parity = (["even" if i % 2 == 0 else "odd" for i in range(60)], ["even" if i % 2 == 0 else "odd" for i in range(30)])
     card = _card(enc, xtr, ltr, xte, lte, factory, parity=parity)
@@ -194,7 +194,7 @@ def test_majority_is_the_train_splits_most_frequent_class() -> None:
 def test_random_encoder_depends_on_the_seed_only() -> None:
     from xai_ssl.models.quality import random_encoder
 
-    factory = lambda: build_architecture("small_resnet", **ARCH)  # noqa: E731
+    factory = lambda: build_architecture("small_resnet", **ARCH)
     a, b, c = random_encoder(factory, 0), random_encoder(factory, 0), random_encoder(factory, 1)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -43,7 +43,7 @@ def test_card_fits_on_train_scores_on_test_and_pairs_each_x1_with_its_x2(run: Pa
     seen: dict = {}
     original = stage.model_quality
 
-    def spy(encoder, views, train_images, test_images, labels, factory, seed, **kw):  # noqa: ANN001, ANN003, ANN202
+    def spy(encoder, views, train_images, test_images, labels, factory, seed, **kw):
         seen.update(views=views, train=train_images, test=test_images, labels=labels)
         return original(encoder, views, train_images, test_images, labels, factory, seed, **kw)
 
