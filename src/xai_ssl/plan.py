@@ -150,8 +150,8 @@ class Plan:
         return {k: v for k, v in self.config["models"][wildcards.model].items() if k != "card"}
 
     def training_threads(self, wildcards: Any) -> int:
-        """torch threads of a trained model's training and card (``training.threads``, default 2)."""
-        return int(self.config["models"][wildcards.model].get("training", {}).get("threads", 2))
+        """torch threads of a trained model's training (``training.threads``, default 1)."""
+        return int(self.config["models"][wildcards.model].get("training", {}).get("threads", 1))
 
     def model_entry(self, wildcards: Any) -> dict[str, Any]:
         """A model's config entry."""

@@ -42,7 +42,7 @@ class SimCLRParams:
     augment: str = "simclr"
     lr_schedule_epochs: int | None = None
     warmup_epochs: float = 0.0
-    threads: int = 2
+    threads: int = 1
     colour_jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2)
     p_colour_jitter: float = 0.8
     p_grey: float = 0.2
