@@ -10,10 +10,9 @@ rule train_model:
         encoder=ensure("results/models/{model}/encoder.pt", non_empty=True),
         history="results/models/{model}/training.csv",
     params:
-        model=lookup(dpath="models/{model}", within=config),
+        model=PLAN.training_params,
         seed=config["seed"],
         device=config["device"],
-        torch_threads=2,
         progress=config["progress"],
         code=PLAN.code("train_model"),
     wildcard_constraints:
@@ -22,13 +21,43 @@ rule train_model:
         "logs/train_model/{model}.log",
     benchmark:
         "benchmarks/train_model/{model}.tsv"
-    threads: 2  # the one job on the critical path: it keeps 2 threads on the CPU too
+    threads: PLAN.training_threads  # training.threads: torch's threads whatever --cores (same weights), capped by --cores
     resources:
         gpu=TORCH_GPUS,
     conda:
         "../envs/xai-ssl.yaml"
     script:
         "../workflow/scripts/train_model.py"
+
+
+# The model card (models/quality.py): view cosine of the explained pairs and linear probes of the encoder, of raw
+# pixels and of a random encoder of the same architecture (docs/configuration.md "Model card").
+rule model_card:
+    input:
+        encoder="results/models/{model}/encoder.pt",
+        index=PLAN.train_index,
+        pairs=expand("results/pairs/{dataset}.h5", dataset=PLAN.datasets),
+    output:
+        quality="results/models/{model}/quality.json",
+    params:
+        model=lookup(dpath="models/{model}", within=config),
+        datasets=PLAN.datasets,
+        seed=config["seed"],
+        device=config["device"],
+        code=PLAN.code("model_card"),
+    wildcard_constraints:
+        model=alternatives(PLAN.trained_models),
+    log:
+        "logs/model_card/{model}.log",
+    benchmark:
+        "benchmarks/model_card/{model}.tsv"
+    threads: 1  # the card sets one torch thread itself (same bytes whatever --cores)
+    resources:
+        gpu=TORCH_GPUS,
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/model_card.py"
 
 
 # Downloads run on the submitting host (localrule: compute nodes often have no network), are cached across

@@ -92,7 +92,7 @@ rule plot_training_loss:
             "results/models/{model}/training_loss.png",
             caption="../workflow/report/training_loss.rst",
             category="Models",
-            labels={"model": "{model}"},
+            labels={"model": "{model}", "figure": "training loss"},
         ),
     params:
         code=PLAN.code("plot_training_loss"),
@@ -105,6 +105,29 @@ rule plot_training_loss:
         "../envs/xai-ssl.yaml"
     script:
         "../workflow/scripts/plot_training_loss.py"
+
+
+rule plot_model_card:
+    input:
+        quality="results/models/{model}/quality.json",
+    output:
+        figure=report(
+            "results/models/{model}/quality.png",
+            caption="../workflow/report/model_card.rst",
+            category="Models",
+            labels={"model": "{model}", "figure": "model card"},
+        ),
+    params:
+        code=PLAN.code("plot_model_card"),
+    wildcard_constraints:
+        model=alternatives(PLAN.trained_models),
+    log:
+        "logs/plot_model_card/{model}.log",
+    localrule: True
+    conda:
+        "../envs/xai-ssl.yaml"
+    script:
+        "../workflow/scripts/plot_model_card.py"
 
 
 rule plot_feature_visualisation:

@@ -145,6 +145,14 @@ class Plan:
         """Index of the dataset a model is trained on."""
         return f"results/data/{self.config['models'][wildcards.model]['train_dataset']}/index.csv"
 
+    def training_params(self, wildcards: Any) -> dict[str, Any]:
+        """A trained model's entry without its ``card`` (a card change does not retrain)."""
+        return {k: v for k, v in self.config["models"][wildcards.model].items() if k != "card"}
+
+    def training_threads(self, wildcards: Any) -> int:
+        """torch threads of a trained model's training (``training.threads``, default 1)."""
+        return int(self.config["models"][wildcards.model].get("training", {}).get("threads", 1))
+
     def model_entry(self, wildcards: Any) -> dict[str, Any]:
         """A model's config entry."""
         return self.config["models"][wildcards.model]
@@ -303,11 +311,12 @@ class Plan:
 
     # --- targets ----------------------------------------------------------------------------------
     def model_targets(self) -> list[str]:
-        """Per model: the training loss figure (trained here) or the provenance record (pretrained)."""
-        return [
-            f"results/models/{m}/training_loss.png" if m in self.trained_models else f"results/models/{m}/source.json"
-            for m in self.models
-        ]
+        """Per model: the training loss and model card figures (trained here) or the provenance record (pretrained)."""
+        out: list[str] = []
+        for m in self.models:
+            trained = m in self.trained_models
+            out += [f"results/models/{m}/training_loss.png", f"results/models/{m}/quality.png"] if trained else [f"results/models/{m}/source.json"]
+        return out
 
     def reference_targets(self) -> list[str]:
         """Difference tables of every (dataset, model) whose model has a reference."""

@@ -1,4 +1,4 @@
-"""Figures: attribution grid, insertion/deletion curves, metric bars (combined and one panel per metric), training loss."""
+"""Figures: attribution grid, insertion/deletion curves, metric bars (combined and one panel per metric), training loss, model card."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -312,6 +313,30 @@ def loss_curve(history: pd.DataFrame, path: Path, title: str = "") -> None:
     ax.set_ylabel("NT-Xent loss")
     if title:
         ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def model_card(card: dict[str, Any], path: Path, title: str = "") -> None:
+    """The model card (models/quality.py): probe accuracy per label (encoder, raw pixels, random encoder; majority as a line)
+    and the view-cosine quartiles in the title."""
+    labels = list(card["probe"]["labels"])
+    arms = (("encoder", "tab:blue"), ("raw_pixels", "0.55"), ("random_encoder", "0.8"))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(labels), 3.4))
+    width = 0.26
+    for j, name in enumerate(labels):
+        p = card["probe"]["labels"][name]
+        for i, (arm, colour) in enumerate(arms):
+            x = j + (i - 1) * width
+            ax.bar(x, p[arm], width, color=colour, label=arm.replace("_", " ") if j == 0 else None)
+            ax.text(x, p[arm] + 0.01, f"{p[arm]:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.hlines(p["majority"], j - 1.5 * width, j + 1.5 * width, colors="k", linestyles="dashed", label="majority" if j == 0 else None)
+    ax.set_xticks(range(len(labels)), ["class" if n == "label" else n.replace("_", " ") for n in labels])
+    ax.set_ylim(0, 1.3)
+    ax.set_ylabel(f"linear probe accuracy ({card['test_split']})")
+    ax.legend(fontsize=7, loc="upper center", ncol=4)
+    cos = "; ".join(f"{d}: median {v['median']:.2f} [{v['q25']:.2f}, {v['q75']:.2f}]" for d, v in card["view_cosine"].items())
+    ax.set_title(f"{title}\nview cosine {cos}" if title else f"view cosine {cos}", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
 

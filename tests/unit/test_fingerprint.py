@@ -15,10 +15,10 @@ from xai_ssl import fingerprint as fp
 
 STAGE_RULES = {
     "data": ["generate_synthetic_dataset", "download_dataset_archive", "extract_two4two_archive", "index_dataset", "prepare_imagenet_val", "make_pairs"],
-    "models": ["train_model", "download_checkpoint", "download_simclrv2_tf", "convert_simclrv2", "prepare_model"],
+    "models": ["train_model", "model_card", "download_checkpoint", "download_simclrv2_tf", "convert_simclrv2", "prepare_model"],
     "attribution": ["compute_attributions", "feature_visualisation"],
     "evaluation": ["compute_metrics", "aggregate_tables", "compare_reference"],
-    "report": ["plot_attribution_grid", "plot_curves", "plot_metric_bars", "plot_training_loss", "plot_feature_visualisation", "build_explorer"],
+    "report": ["plot_attribution_grid", "plot_curves", "plot_metric_bars", "plot_training_loss", "plot_model_card", "plot_feature_visualisation", "build_explorer"],
 }
 
 

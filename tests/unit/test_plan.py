@@ -34,6 +34,7 @@ def test_tiny_plan_targets_and_shards() -> None:
     assert plan.trained_models == ["tiny_simclr"] and plan.pretrained_models == []
     targets = plan.final_targets()
     assert "results/tables/tiny/tiny_simclr/scores.md" in targets and "results/models/tiny_simclr/training_loss.png" in targets
+    assert "results/models/tiny_simclr/quality.png" in targets
     w = W(dataset="tiny", model="tiny_simclr", method="gradcam")
     files = plan.method_shard_files("results/metrics/{dataset}/{model}/{method}/shard-{shard}.csv")(w)
     assert len(files) == 8 and files[0] == "results/metrics/tiny/tiny_simclr/conditional_occlusion/shard-0.csv"

@@ -10,7 +10,7 @@ from workflow_runner import planned_jobs, snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("tiny_run")]
 
-FIGURES = {"plot_attribution_grid": 1, "plot_curves": 1, "plot_metric_bars": 1, "plot_training_loss": 1}
+FIGURES = {"plot_attribution_grid": 1, "plot_curves": 1, "plot_metric_bars": 1, "plot_training_loss": 1, "plot_model_card": 1}
 
 
 def planned_after_edit(run: tuple[Path, Path], module: str) -> dict[str, int]:
@@ -32,9 +32,9 @@ def test_plotting_edit_reruns_only_the_figures(tiny_run: tuple[Path, Path]) -> N
 
 
 def test_seeding_edit_reruns_everything_that_draws_seeds(tiny_run: tuple[Path, Path]) -> None:
-    """Views, training, maps and metrics draw from xai_ssl.seeding; generating and indexing the data do not."""
+    """Views, training, the model card, maps and metrics draw from xai_ssl.seeding; generating and indexing the data do not."""
     jobs = planned_after_edit(tiny_run, "seeding.py")
-    assert jobs == {"make_pairs": 1, "train_model": 1, "compute_attributions": 8, "compute_metrics": 8, "aggregate_tables": 1, "build_explorer": 1, **FIGURES}
+    assert jobs == {"make_pairs": 1, "train_model": 1, "model_card": 1, "compute_attributions": 8, "compute_metrics": 8, "aggregate_tables": 1, "build_explorer": 1, **FIGURES}
 
 
 def test_method_edit_reruns_only_that_methods_jobs(tiny_run: tuple[Path, Path]) -> None:

@@ -41,6 +41,8 @@ def test_outputs_exist(run: tuple[Path, Path]) -> None:
         "results/figures/tiny/tiny_simclr/metric_bars.png",
         "results/figures/tiny/tiny_simclr/metric_panels.png",
         "results/models/tiny_simclr/training_loss.png",
+        "results/models/tiny_simclr/quality.json",
+        "results/models/tiny_simclr/quality.png",
     ):
         assert (work / rel).stat().st_size > 0, rel
     assert not list(work.rglob("*.tmp*")), "temporary files left behind"
@@ -149,6 +151,24 @@ def test_training_history(run: tuple[Path, Path]) -> None:
     history = pd.read_csv(work / "results/models/tiny_simclr/training.csv")
     assert list(history["epoch"]) == [1, 2]
     assert np.isfinite(history["loss"]).all() and (history["loss"] > 0).all()
+
+
+def test_model_card(run: tuple[Path, Path]) -> None:
+    """quality.json: the view cosine of the explained pairs, recomputed here from the pairs file and the encoder."""
+    work, _ = run
+    card = json.loads((work / "results/models/tiny_simclr/quality.json").read_text())
+    pairs = read_pairs(work / "results/pairs/tiny.h5")
+    enc = load_encoder(work / "results/models/tiny_simclr/encoder.pt")
+    with torch.no_grad():
+        cos = torch.nn.functional.cosine_similarity(enc(pairs.x1).double(), enc(pairs.x2).double(), dim=1).numpy()
+    got = card["view_cosine"]["tiny"]
+    assert got["n"] == 5 and got["median"] == pytest.approx(float(np.median(cos)), abs=1e-5)
+    assert got["q25"] == pytest.approx(float(np.percentile(cos, 25)), abs=1e-5)
+    assert card["probe"]["n_train"] == 48 and card["probe"]["n_test"] == 6
+    for p in card["probe"]["labels"].values():
+        assert {"encoder", "raw_pixels", "random_encoder", "majority", "margin"} <= set(p)
+        assert all(0.0 <= p[k] <= 1.0 for k in ("encoder", "raw_pixels", "random_encoder", "majority"))
+    assert "label" in card["probe"]["labels"]
 
 
 def test_second_run_does_nothing(run: tuple[Path, Path]) -> None:

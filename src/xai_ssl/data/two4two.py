@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,33 @@ def read_two4two_split(split_dir: Path | str, split: str | None = None) -> list[
             )
         )
     return records
+
+
+# Scene attributes probed by the model card (models/quality.py): name -> (parameter, threshold, below, above).
+# spherical ~ Beta(0.3, 0.3) (mostly near 0 or 1: cubic vs round blocks); bending ~ N(0, pi/20) truncated to
+# +-pi/10: its magnitude tells a straight spine from a bent one, its sign is mirrored by the views' flips.
+SHAPE_ATTRIBUTES: dict[str, tuple[str, float, str, str]] = {
+    "spherical": ("spherical", 0.5, "cubic", "round"),
+    "bent": ("bending", math.pi / 40, "straight", "bent"),
+}
+
+
+def probe_labels(records: Sequence[ImageRecord]) -> dict[str, list[str]]:
+    """Labels of Two4Two records for linear probes: the class (``label``) and the binarised :data:`SHAPE_ATTRIBUTES`.
+
+    The attributes are read from the ``parameters.jsonl`` of each record's folder; records without one (not
+    Two4Two) give the class only. Absolute values are thresholded for ``bent``.
+    """
+    labels: dict[str, list[str]] = {"label": [str(r.label) for r in records]}
+    rows: dict[Path, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        folder = Path(r.path).parent
+        if folder not in rows:
+            found = (folder / PARAMETERS_FILE).is_file()
+            rows[folder] = {str(row.get("id")): row for row in read_two4two_parameters(folder)} if found else {}
+    for name, (key, threshold, below, above) in SHAPE_ATTRIBUTES.items():
+        values = [rows[Path(r.path).parent].get(r.image_id, {}).get(key) for r in records]
+        if any(not isinstance(v, (int, float)) for v in values):
+            continue  # not every record has the attribute: no probe
+        labels[name] = [above if abs(float(v)) > threshold else below for v in values]
+    return labels

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -41,18 +43,24 @@ def projection_head(c_in: int, hidden: int, out: int) -> nn.Sequential:
     )
 
 
-def build_small_resnet(width: int = 16, embedding_dim: int = 64, hidden_dim: int = 128, normalise: bool = True) -> Encoder:
-    """A 4-stage ResNet (one basic block per stage, strides 1,2,2,2) with a SimCLR head.
+def build_small_resnet(
+    width: int = 16, embedding_dim: int = 64, hidden_dim: int = 128, normalise: bool = True, strides: Sequence[int] = (1, 2, 2, 2)
+) -> Encoder:
+    """A ResNet with one basic block per stage (widths width * 1, 2, 4, ...; ``strides`` per stage) and a SimCLR head.
 
-    At 64 px input the trunk gives [B, 8*width, 8, 8] feature maps.
+    The default (4 stages, strides 1, 2, 2, 2) gives [B, 8*width, 8, 8] feature maps at 64 px input; strides
+    2, 2, 2, 1 give the same map size at about half the cost (the first stage runs at half resolution).
     """
-    widths = [width, 2 * width, 4 * width, 8 * width]
+    strides = [int(s) for s in strides]
+    if not strides or any(s not in (1, 2) for s in strides):
+        raise ValueError(f"small_resnet: strides must be a non-empty list of 1s and 2s, got {strides}")
     layers: list[nn.Module] = [
         nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
     ]
     c_in = width
-    for i, c in enumerate(widths):
-        layers.append(BasicBlock(c_in, c, 1 if i == 0 else 2))
+    for i, stride in enumerate(strides):
+        c = width * 2**i
+        layers.append(BasicBlock(c_in, c, stride))
         c_in = c
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalise else (None, None)
     return Encoder(nn.Sequential(*layers), projection_head(c_in, hidden_dim, embedding_dim), mean, std)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,12 @@ def plot_training_loss(history: str, figure: str, model: str) -> None:
     """Training loss per epoch of a model trained in the workflow."""
     table = read_training_history(history)
     plots.loss_curve(table, Path(figure), title=f"{model}: SimCLR training ({len(table)} epochs)")
+
+
+def plot_model_card(quality: str, figure: str, model: str) -> None:
+    """The model card of a model trained in the workflow: probe accuracies and view cosine (quality.json)."""
+    card = json.loads(Path(quality).read_text(encoding="utf-8"))
+    plots.model_card(card, Path(figure), title=f"{model}: model card ({card['probe']['n_train']} train / {card['probe']['n_test']} test images)")
 
 
 def plot_feature_visualisation(images: str, pairs: str, figure: str, n_images: int, title: str) -> None:

@@ -242,3 +242,15 @@ def test_architectures_registry() -> None:
         a = enc.eval().features(torch.rand(1, 3, 64, 64))
     assert a.shape == (1, 32, 8, 8)  # 8 * width channels, 64 / 8 px
     assert (a >= 0).all()  # the trunk ends in a ReLU (Grad-CAM relies on A >= 0)
+
+
+@pytest.mark.parametrize(("strides", "side", "channels"), [((1, 2, 2, 2), 6, 32), ((2, 2, 2, 1), 6, 32), ((2, 2, 1, 1), 12, 32), ((2, 2), 12, 8)])
+def test_small_resnet_strides_set_the_feature_map(strides: tuple[int, ...], side: int, channels: int) -> None:
+    """48 px input: the side is 48 / prod(strides), the channels width * 2^(stages - 1)."""
+    from xai_ssl.models.small_resnet import build_small_resnet
+
+    enc = build_small_resnet(width=4, embedding_dim=8, hidden_dim=16, strides=strides).eval()
+    with torch.no_grad():
+        assert tuple(enc.features(torch.rand(2, 3, 48, 48)).shape) == (2, channels, side, side)
+    with pytest.raises(ValueError, match="strides must be a non-empty list of 1s and 2s"):
+        build_small_resnet(width=4, strides=(3, 1))

@@ -90,3 +90,14 @@ def test_survey_config_validates() -> None:
     assert cfg["models"]["simclr_survey"]["training"]["augment"] == "survey"
     assert all(cfg["methods"][m].get("method", m) in METHOD_REGISTRY for m in cfg["run"]["methods"])
     assert cfg["run"]["metrics"] == ["insertion_deletion", "localisation"]
+
+
+def test_lr_factor_warms_up_linearly_then_follows_the_cosine() -> None:
+    """Warm-up of 4 steps, then a cosine over 10 steps (hand values)."""
+    from xai_ssl.models.simclr_training import lr_factor
+
+    got = [lr_factor(s, 4, 10) for s in range(15)]
+    assert got[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert got[4] == pytest.approx(1.0) and got[9] == pytest.approx(0.5) and got[14] == pytest.approx(0.0)
+    assert got[6] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 10)))
+    assert [lr_factor(s, 0, 10) for s in (0, 5, 10, 20)] == pytest.approx([1.0, 0.5, 0.0, 0.0])  # no warm-up, held at 0 after the period
