@@ -171,7 +171,7 @@ def verify_run(root: Path, config: dict[str, Any]) -> Problems:
                 z = net(torch.rand(2, 3, smoke_size, smoke_size, generator=torch.Generator().manual_seed(0)))
             if not bool(torch.isfinite(z).all()) or bool((z.norm(dim=1) < 1e-8).any()):
                 yield "the embedding of a test image is NaN, inf or zero"
-            expected = config_hash(entry if m in plan.trained_models else plan.pretrained_params(SimpleNamespace(model=m)))
+            expected = config_hash(plan.training_params(SimpleNamespace(model=m)) if m in plan.trained_models else plan.pretrained_params(SimpleNamespace(model=m)))
             if extra.get("config_hash") is not None and extra["config_hash"] != expected:
                 yield f"config hash {extra['config_hash']} in the file, {expected} from the config (stale: made with another model entry)"
             if m in plan.trained_models and extra.get("seed") is not None and int(extra["seed"]) != seed:

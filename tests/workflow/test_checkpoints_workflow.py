@@ -46,7 +46,7 @@ SIXTEEN = [
 
 def test_paper_config_is_valid_and_complete() -> None:
     cfg = validate_config(copy.deepcopy(PAPER), check_paths=True)
-    baselines = ["random_baseline", "centre_baseline", "edge_baseline"]  # not in the paper: the chance reference of every table
+    baselines = ["random_baseline", "random_baseline_interpolation", "centre_baseline", "edge_baseline"]  # not in the paper: the chance reference of every table
     assert list(cfg["methods"]) == [*SIXTEEN, "feature_visualisation", *baselines]  # all sixteen rows in the reference order
     assert cfg["run"]["methods"] == [*SIXTEEN, "feature_visualisation", *baselines]  # every row is run
     assert cfg["methods"]["pixel_invariance"]["model_params"]["simclrv2_2x"] == {"epochs": 1000}  # §3.10
@@ -103,7 +103,7 @@ def test_paper_dry_run_shows_downloads(code: Path, tmp_path: Path) -> None:
     assert jobs["download_checkpoint"] == 2 and jobs["download_simclrv2_tf"] == 2 and jobs["convert_simclrv2"] == 2
     assert jobs["prepare_model"] == 4 and jobs["prepare_imagenet_val"] == 1 and jobs["compare_reference"] == 2
     n_shards = PAPER["datasets"]["imagenet_val"]["n_shards"]
-    assert jobs["compute_attributions"] == 4 * (16 + 3) * n_shards and "train_model" not in jobs  # + the three baselines
+    assert jobs["compute_attributions"] == 4 * (16 + 4) * n_shards and "train_model" not in jobs  # + the four baselines
     assert jobs["feature_visualisation"] == 4
     text = proc.stdout + proc.stderr
     assert "resources/checkpoints/barlow_twins/checkpoint.pth" in text and "r50_2x_sk0/model.ckpt-250228.data-00000-of-00001" in text

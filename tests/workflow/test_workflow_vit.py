@@ -246,8 +246,8 @@ def test_dino_dry_run(tmp_path: Path) -> None:
     jobs = planned_jobs(proc)
     n_shards = DINO["datasets"]["imagenet_val"]["n_shards"]
     assert jobs["download_checkpoint"] == 2 and jobs["prepare_model"] == 2 and jobs["prepare_imagenet_val"] == 1
-    # 22 + 3 baselines on the ViT (no guided methods), 24 + 3 on the ResNet (no attention maps)
-    assert jobs["compute_attributions"] == (25 + 27) * n_shards and jobs["compute_metrics"] == (25 + 27) * n_shards
+    # 22 + 4 baselines on the ViT (no guided methods), 24 + 4 on the ResNet (no attention maps)
+    assert jobs["compute_attributions"] == (26 + 28) * n_shards and jobs["compute_metrics"] == (26 + 28) * n_shards
     assert jobs["feature_visualisation"] == 2 and "train_model" not in jobs
     text = proc.stdout + proc.stderr
     assert "resources/checkpoints/dino/dino_deitsmall16_pretrain.pth" in text and "dino_resnet50_pretrain.pth" in text
