@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from xai_ssl.config import ConfigError, validate_config
 from xai_ssl.models.encoder import Encoder
 from xai_ssl.models.registry import build_architecture, save_encoder
 
@@ -84,6 +85,16 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     report = yield
     _fail_skip_in_ci(report)
     return report
+
+
+def config_refused(cfg: dict, *fragments: str) -> str:
+    """The ConfigError message that ``validate_config(cfg)`` raises; it must contain every fragment."""
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    msg = str(err.value)
+    for frag in fragments:
+        assert frag in msg, f"{frag!r} not in {msg!r}"
+    return msg
 
 
 def tiny_encoder(seed: int = 0, normalise: bool = True, fit_size: int = 16) -> Encoder:

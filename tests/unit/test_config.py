@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from helpers import REPO
-from xai_ssl.config import ConfigError, validate_config
+from helpers import config_refused as raises
+from xai_ssl.config import validate_config
 
 CONFIG = REPO / "config" / "config.yaml"
 
@@ -23,15 +24,6 @@ def cfg() -> dict[str, Any]:
 
 def first(section: dict[str, Any]) -> str:
     return next(iter(section))
-
-
-def raises(cfg: dict[str, Any], *fragments: str) -> str:
-    with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
-    msg = str(err.value)
-    for frag in fragments:
-        assert frag in msg, f"{frag!r} not in {msg!r}"
-    return msg
 
 
 def test_default_config_validates_and_fills_defaults(cfg: dict[str, Any]) -> None:

@@ -8,20 +8,14 @@ from typing import Any
 
 import pytest
 
+from helpers import config_refused as refused
 from workflow_runner import TINY_CONFIG, copy_code, snakemake, write_config
-from xai_ssl.config import ConfigError, validate_config
+from xai_ssl.config import validate_config
 
 
 def tiny() -> dict[str, Any]:
     """A fresh copy of the tiny workflow config."""
     return copy.deepcopy(TINY_CONFIG)
-
-
-def refused(cfg: dict[str, Any]) -> str:
-    """The ConfigError message for ``cfg``."""
-    with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
-    return str(err.value)
 
 
 @pytest.mark.parametrize(

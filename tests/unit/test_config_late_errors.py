@@ -14,21 +14,13 @@ import pytest
 from PIL import Image
 
 from helpers import REPO
+from helpers import config_refused as refused
 from workflow_runner import TINY_CONFIG
-from xai_ssl.config import ConfigError, validate_config
+from xai_ssl.config import validate_config
 
 
 def tiny() -> dict[str, Any]:
     return copy.deepcopy(TINY_CONFIG)
-
-
-def refused(cfg: dict[str, Any], *fragments: str) -> str:
-    with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
-    msg = str(err.value)
-    for frag in fragments:
-        assert frag in msg, f"{frag!r} not in {msg!r}"
-    return msg
 
 
 def two4two_folder(root: Path, splits: dict[str, int]) -> Path:

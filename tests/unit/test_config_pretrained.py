@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from helpers import REPO
-from xai_ssl.config import ConfigError, validate_config
+from helpers import config_refused as raises
+from xai_ssl.config import validate_config
 
 
 @pytest.fixture
@@ -18,13 +19,6 @@ def cfg() -> dict[str, Any]:
     cfg["models"]["bt"] = {"source": "barlow_twins", "checkpoint": "resources/checkpoints/bt.pth"}
     cfg["datasets"]["inet"] = {"source": "imagenet_val", "path": "/nonexistent/val.tar", "n_images": 5}
     return cfg
-
-
-def raises(cfg: dict[str, Any], *fragments: str) -> None:
-    with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
-    for frag in fragments:
-        assert frag in str(err.value), f"{frag!r} not in {str(err.value)!r}"
 
 
 def test_pretrained_model_and_imagenet_validate(cfg: dict[str, Any]) -> None:
