@@ -142,24 +142,23 @@ def significance_table(
         if m in reference_names:
             continue
         family = families.get(m, ref_pairs)
-        if ref_pairs is None or family == ref_pairs:
+        if ref_pairs is None:  # pair families unknown: every method against the reference
             references[m] = reference
         elif family in refs_by_family:
             references[m] = refs_by_family[family]
         else:
             other_pairs[m] = family
-    others = list(references)
     p = pd.DataFrame(np.nan, index=pd.Index(methods, name="method"), columns=[f"p_{c}" for c in cols])
     n = pd.DataFrame(0, index=pd.Index(methods, name="method"), columns=[f"n_{c}" for c in cols])
     for c in cols:
         raw = []
-        for m in others:
+        for m in references:
             values = by_method[m][c]  # [N_m] by image id
             ref = by_method[references[m]][c]
             pv, k = paired_wilcoxon(values.to_numpy(), ref.reindex(values.index).to_numpy(), min_pairs)
             raw.append(pv)
             n.at[m, f"n_{c}"] = k
-        p.loc[others, f"p_{c}"] = holm(raw)
+        p.loc[list(references), f"p_{c}"] = holm(raw)
         for r in reference_names & set(methods):
             n.at[r, f"n_{c}"] = int(by_method[r][c].notna().sum())
     return Significance(p, n, reference, alpha, min_pairs, other_pairs, ref_pairs, references)
